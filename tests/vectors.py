@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -18,10 +19,8 @@ def normalize(value: Any, *, in_item: bool = False) -> Any:
             if v is None or (in_item and key in IGNORED_ITEM_KEYS):
                 continue
             if key == "arguments" and isinstance(v, str):
-                try:
+                with contextlib.suppress(ValueError):
                     v = json.loads(v)
-                except ValueError:
-                    pass
             out[key] = normalize(v, in_item=in_item or key == "item")
         return out
     if isinstance(value, list):
@@ -36,9 +35,9 @@ def normalize_tools(tools: list[dict[str, Any]], expected: list[dict[str, Any]])
         got = json.loads(json.dumps(got))
         gf, wf = got.get("function", {}), want.get("function", {})
         desc, want_desc = gf.get("description"), wf.get("description")
-        if isinstance(desc, str) and isinstance(want_desc, str) and CUSTOM_INPUT_HINT in desc:
-            if desc.startswith(want_desc):
-                gf["description"] = want_desc
+        emulated = isinstance(desc, str) and CUSTOM_INPUT_HINT in desc
+        if emulated and isinstance(want_desc, str) and desc.startswith(want_desc):
+            gf["description"] = want_desc
         out.append(normalize(got))
     out.extend(normalize(t) for t in tools[len(expected) :])
     return out
