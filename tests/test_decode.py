@@ -1,0 +1,375 @@
+"""The sans-I/O stream core: SSE framing (D1), chunk decoding (D2-D7), split invariance."""
+
+from __future__ import annotations
+
+import json
+from itertools import pairwise
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wirebridge import dump
+from wirebridge.chat.decode import ChatStreamDecoder
+from wirebridge.chat.sse import SSEParser
+from wirebridge.chat.think import ThinkSplitter
+from wirebridge.chat.tools import map_tools
+from wirebridge.errors import ProviderError, StreamError
+from wirebridge.testing.bodies import chat_chunk, sse_body
+
+
+def decode(body: bytes, cuts: list[int] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+    """Feed `body` split at `cuts` through parser and decoder; the dumped events."""
+    parser, decoder = SSEParser(), ChatStreamDecoder(**kwargs)
+    events: list[dict[str, Any]] = []
+    bounds = [0, *sorted(set(cuts or [])), len(body)]
+    for start, end in pairwise(bounds):
+        for data in parser.feed(body[start:end]):
+            events += [dump(e) for e in decoder.feed(data)]
+    parser.close()
+    events += [dump(e) for e in decoder.end_of_stream()]
+    return events
+
+
+def merged(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for e in events:
+        if out and "delta" in e and out[-1]["type"] == e["type"]:
+            out[-1] = {**out[-1], "delta": out[-1]["delta"] + e["delta"]}
+        else:
+            out.append(e)
+    return out
+
+
+# -- SSE framing -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r", "\r\n"])
+def test_sse_line_ends_are_all_accepted(eol: str) -> None:
+    body = f"data: a{eol}data: b{eol}{eol}: comment{eol}data:c{eol}{eol}".encode()
+    parser = SSEParser()
+    assert parser.feed(body) == ["a\nb", "c"]
+
+
+def test_sse_crlf_split_between_cr_and_lf_is_one_line_end() -> None:
+    parser = SSEParser()
+    assert parser.feed(b"data: x\r") == []
+    assert parser.feed(b"\n\r") == ["x"]
+    assert parser.feed(b"\ndata: y\r\n\r\n") == ["y"]
+
+
+def test_sse_strips_one_leading_bom_even_split() -> None:
+    parser = SSEParser()
+    assert parser.feed(b"\xef") == []
+    assert parser.feed(b"\xbb") == []
+    assert parser.feed(b"\xbfdata: x\n\n") == ["x"]
+    assert SSEParser().feed(b"\xef\xbb\xbf\xef\xbb\xbfdata: x\n\n") == []  # only one is stripped
+
+
+def test_sse_dispatches_only_events_with_data() -> None:
+    assert SSEParser().feed(b"event: ping\n\nid: 4\nretry: 10\n\ndata\n\n") == [""]
+
+
+def test_sse_invalid_utf8_is_a_stream_error_even_split_inside_a_character() -> None:
+    parser = SSEParser()
+    assert parser.feed("data: é".encode()[:-1]) == []
+    with pytest.raises(StreamError, match="utf-8"):
+        parser.feed(b"\x80\x80\n\n")
+
+
+def test_sse_multibyte_character_split_across_feeds_is_kept() -> None:
+    raw = "data: 🦀 crab\n\n".encode()
+    parser = SSEParser()
+    out = [d for i in range(len(raw)) for d in parser.feed(raw[i : i + 1])]
+    assert out == ["🦀 crab"]
+
+
+def test_sse_unterminated_event_at_eof_is_discarded() -> None:
+    parser = SSEParser()
+    assert parser.feed(b"data: x\n") == []
+    parser.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.text(
+            st.characters(blacklist_categories=["Cs"], blacklist_characters="\r\n"), max_size=12
+        ),
+        max_size=6,
+    ),
+    st.sampled_from(["\n", "\r", "\r\n"]),
+    st.lists(st.integers(0, 400), max_size=12),
+    st.booleans(),
+)
+def test_sse_events_do_not_depend_on_how_bytes_are_split(
+    datas: list[str], eol: str, cuts: list[int], bom: bool
+) -> None:
+    body = ("\ufeff" if bom else "") + "".join(
+        f": keep-alive{eol}data: {d}{eol}{eol}" for d in datas
+    )
+    raw = body.encode()
+    whole = SSEParser().feed(raw)
+    parser = SSEParser()
+    pieces: list[str] = []
+    bounds = [0, *sorted({c % (len(raw) + 1) for c in cuts}), len(raw)]
+    for start, end in pairwise(bounds):
+        pieces += parser.feed(raw[start:end])
+    assert whole == pieces == datas
+
+
+# -- chunk decoding --------------------------------------------------------------------------
+
+
+@st.composite
+def turns(draw: st.DrawFn) -> bytes:
+    """A generated Chat Completions turn: reasoning, text, several tool calls, usage, finish."""
+    text = st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=8)
+    chunks: list[dict[str, Any]] = []
+    for piece in draw(st.lists(text, max_size=4)):
+        field = draw(st.sampled_from(["reasoning_content", "reasoning"]))
+        chunks.append(chat_chunk({field: piece}))
+    for piece in draw(st.lists(text, max_size=5)):
+        chunks.append(chat_chunk({"content": piece}))
+    n_calls = draw(st.integers(0, 3))
+    fragments = []
+    for index in range(n_calls):
+        chunks.append(
+            chat_chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": index,
+                            "id": f"call_{index}",
+                            "type": "function",
+                            "function": {"name": f"tool{index}", "arguments": ""},
+                        }
+                    ]
+                }
+            )
+        )
+        args = json.dumps({"q": draw(text)})
+        fragments += [(index, args[i : i + 3]) for i in range(0, len(args), 3)]
+    order = draw(st.permutations(fragments))
+    # fragments of one call stay in order; calls interleave
+    per_call = {i: [f for j, f in fragments if j == i] for i in range(n_calls)}
+    for index, _ in order:
+        piece = per_call[index].pop(0)
+        chunks.append(
+            chat_chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+        )
+    finish = draw(st.sampled_from(["stop", "tool_calls", "length", "content_filter"]))
+    chunks.append(chat_chunk({}, finish_reason=finish))
+    if draw(st.booleans()):
+        chunks.append(
+            chat_chunk(
+                usage={"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
+                choices=False,
+            )
+        )
+    return sse_body(chunks, done=draw(st.booleans()))
+
+
+@settings(max_examples=200, deadline=None)
+@given(turns(), st.lists(st.integers(0, 10_000), max_size=20))
+def test_events_do_not_depend_on_how_bytes_are_split(body: bytes, cuts: list[int]) -> None:
+    whole = decode(body)
+    split = decode(body, [c % (len(body) + 1) for c in cuts])
+    assert split == whole
+    assert whole[-1]["type"] == "completed"
+    items = [e["item"] for e in whole if e["type"] == "output_item_done"]
+    calls = [i for i in items if i["type"] == "function_call"]
+    assert [c["call_id"] for c in calls] == sorted(c["call_id"] for c in calls)
+    for call in calls:
+        assert isinstance(json.loads(call["arguments"]), dict)
+
+
+def test_tool_calls_without_index_start_a_new_call_on_a_new_id() -> None:
+    body = sse_body(
+        [
+            chat_chunk(
+                {"tool_calls": [{"id": "a", "function": {"name": "f", "arguments": '{"x"'}}]}
+            ),
+            chat_chunk({"tool_calls": [{"function": {"arguments": ":1}"}}]}),
+            chat_chunk({"tool_calls": [{"id": "b", "function": {"name": "g", "arguments": "{}"}}]}),
+            chat_chunk({}, finish_reason="tool_calls"),
+        ]
+    )
+    items = [e["item"] for e in decode(body) if e["type"] == "output_item_done"]
+    assert [(i["call_id"], i["name"], i["arguments"]) for i in items] == [
+        ("a", "f", '{"x":1}'),
+        ("b", "g", "{}"),
+    ]
+
+
+def test_repeated_id_and_name_in_every_chunk_are_not_concatenated() -> None:
+    """llama-cpp-python repeats id and name in every tool-call chunk (and a legacy field)."""
+    head = {"index": 0, "id": "c1", "type": "function"}
+    body = sse_body(
+        [
+            chat_chunk(
+                {
+                    "function_call": {"name": "w", "arguments": ""},
+                    "tool_calls": [{**head, "function": {"name": "w", "arguments": '{"a":'}}],
+                }
+            ),
+            chat_chunk(
+                {
+                    "function_call": {"name": "w", "arguments": "1}"},
+                    "tool_calls": [{**head, "function": {"name": "w", "arguments": "1}"}}],
+                }
+            ),
+            chat_chunk({}, finish_reason="tool_calls"),
+        ]
+    )
+    (item,) = [e["item"] for e in decode(body) if e["type"] == "output_item_done"]
+    assert (item["call_id"], item["name"], item["arguments"]) == ("c1", "w", '{"a":1}')
+
+
+def test_every_tool_call_entry_of_one_chunk_is_read() -> None:
+    body = sse_body(
+        [
+            chat_chunk(
+                {
+                    "tool_calls": [
+                        {"index": 0, "id": "a", "function": {"name": "f", "arguments": "{}"}},
+                        {"index": 1, "id": "b", "function": {"name": "g", "arguments": "{}"}},
+                    ]
+                }
+            ),
+            chat_chunk({}, finish_reason="tool_calls"),
+        ]
+    )
+    names = [e["item"]["name"] for e in decode(body) if e["type"] == "output_item_done"]
+    assert names == ["f", "g"]
+
+
+def test_reasoning_is_emitted_before_content_of_the_same_chunk() -> None:
+    body = sse_body(
+        [
+            chat_chunk({"content": "A", "reasoning_content": "R"}),
+            chat_chunk({}, finish_reason="stop"),
+        ]
+    )
+    assert [e["type"] for e in decode(body)][:2] == ["reasoning_content_delta", "output_text_delta"]
+
+
+def test_only_the_first_reasoning_field_of_a_chunk_counts() -> None:
+    """vLLM sends the same text as `reasoning` and `reasoning_content`: read it once."""
+    body = sse_body(
+        [
+            chat_chunk({"reasoning": "R", "reasoning_content": "R"}),
+            chat_chunk({}, finish_reason="stop"),
+        ]
+    )
+    assert [e for e in decode(body) if e["type"] == "reasoning_content_delta"] == [
+        {"type": "reasoning_content_delta", "delta": "R"}
+    ]
+
+
+def test_reasoning_details_text_is_reasoning() -> None:
+    body = sse_body(
+        [
+            chat_chunk(
+                {
+                    "reasoning_details": [
+                        {"type": "reasoning.text", "text": "x"},
+                        {"type": "reasoning.text", "text": "y"},
+                    ]
+                }
+            ),
+            chat_chunk({}, finish_reason="stop"),
+        ]
+    )
+    assert decode(body)[0] == {"type": "reasoning_content_delta", "delta": "xy"}
+
+
+def test_usage_on_the_finish_chunk_is_read() -> None:
+    usage = {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+    body = sse_body([chat_chunk({"content": "a"}, finish_reason="stop", usage=usage)])
+    assert decode(body)[-1]["token_usage"]["total_tokens"] == 4
+
+
+def test_error_object_is_a_provider_error_with_its_message_and_code() -> None:
+    body = sse_body(
+        ['{"error": {"message": "context too long", "code": "context_length_exceeded"}}']
+    )
+    with pytest.raises(ProviderError, match="context too long") as info:
+        decode(body)
+    assert info.value.code == "context_length_exceeded"
+
+
+def test_custom_tool_reply_that_ignores_the_schema_passes_its_text() -> None:
+    tools = map_tools([{"type": "custom", "name": "apply_patch", "description": "d"}])
+    body = sse_body(
+        [
+            chat_chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": "c",
+                            "function": {"name": "apply_patch", "arguments": "*** Begin Patch"},
+                        }
+                    ]
+                }
+            ),
+            chat_chunk({}, finish_reason="tool_calls"),
+        ]
+    )
+    (event,) = [e for e in decode(body, tool_map=tools) if e["type"] == "output_item_done"]
+    assert event["item"] == {
+        "type": "custom_tool_call",
+        "call_id": "c",
+        "name": "apply_patch",
+        "input": "*** Begin Patch",
+    }
+
+
+def test_chunks_after_completion_are_ignored() -> None:
+    decoder = ChatStreamDecoder()
+    assert [e.type for e in decoder.feed("[DONE]")] == ["completed"]
+    assert decoder.feed(json.dumps(chat_chunk({"content": "late"}))) == []
+    assert decoder.end_of_stream() == []
+
+
+# -- think tags (D7) -------------------------------------------------------------------------
+
+
+def _split_think(mode: str, pieces: list[str]) -> tuple[str, str]:
+    splitter = ThinkSplitter(mode)  # type: ignore[arg-type]
+    reasoning, text = "", ""
+    for piece in pieces:
+        r, t = splitter.feed(piece)
+        reasoning, text = reasoning + r, text + t
+    r, t = splitter.flush()
+    return reasoning + r, text + t
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(max_size=10).filter(lambda s: "</think>" not in s and "<" not in s),
+    st.text(max_size=10),
+    st.lists(st.integers(1, 30), max_size=8),
+)
+def test_think_tags_split_anywhere_give_the_same_result(
+    thought: str, answer: str, cuts: list[int]
+) -> None:
+    content = f"  <think>{thought}</think>\n\n{answer}"
+    bounds = [0, *sorted({c % (len(content) + 1) for c in cuts}), len(content)]
+    pieces = [content[a:b] for a, b in pairwise(bounds)]
+    assert _split_think("on", pieces) == (thought, answer.lstrip())
+
+
+def test_think_tags_on_leave_content_alone_without_a_leading_tag() -> None:
+    assert _split_think("on", ["Hello <think>x</think>"]) == ("", "Hello <think>x</think>")
+    assert _split_think("on", ["<th"]) == ("", "<th")
+
+
+def test_stream_ending_inside_the_think_block_yields_reasoning_only() -> None:
+    assert _split_think("preopened", ["still thinking </thi"]) == ("still thinking </thi", "")
+    body = sse_body([chat_chunk({"content": "<think>hmm"}), chat_chunk({}, finish_reason="length")])
+    events = decode(body, think_tags="on")
+    items = [e["item"]["type"] for e in events if e["type"] == "output_item_done"]
+    assert items == ["reasoning"]
