@@ -373,3 +373,95 @@ def test_stream_ending_inside_the_think_block_yields_reasoning_only() -> None:
     events = decode(body, think_tags="on")
     items = [e["item"]["type"] for e in events if e["type"] == "output_item_done"]
     assert items == ["reasoning"]
+
+
+# -- provider state echoed through encrypted_content -------------------------------------------
+
+
+def test_openrouter_reasoning_details_round_trip_through_encrypted_content() -> None:
+    from wirebridge import Prompt, build_chat_payload
+
+    body = sse_body(
+        [
+            chat_chunk(
+                {
+                    "reasoning_details": [
+                        {"type": "reasoning.text", "index": 0, "text": "Let ", "format": "x"}
+                    ]
+                }
+            ),
+            chat_chunk(
+                {
+                    "reasoning_details": [
+                        {"type": "reasoning.text", "index": 0, "text": "me", "signature": "sig"}
+                    ]
+                }
+            ),
+            chat_chunk(
+                {
+                    "tool_calls": [
+                        {"index": 0, "id": "c1", "function": {"name": "f", "arguments": "{}"}}
+                    ]
+                }
+            ),
+            chat_chunk({}, finish_reason="tool_calls"),
+        ]
+    )
+    items = [e["item"] for e in decode(body) if e["type"] == "output_item_done"]
+    reasoning, call = items
+    assert reasoning["content"] == [{"type": "reasoning_text", "text": "Let me"}]
+    assert reasoning["encrypted_content"].startswith("wb1.")
+    history = [
+        {"type": "message", "role": "user", "content": "go"},
+        reasoning,
+        call,
+        {"type": "function_call_output", "call_id": "c1", "output": "ok"},
+    ]
+    assistant = build_chat_payload(Prompt("s", history), "m")["messages"][2]
+    assert assistant["reasoning_details"] == [
+        {"type": "reasoning.text", "index": 0, "text": "Let me", "format": "x", "signature": "sig"}
+    ]
+
+
+def test_gemini_thought_signature_is_echoed_on_its_tool_call() -> None:
+    from wirebridge import Prompt, build_chat_payload
+
+    extra = {"google": {"thought_signature": "SIG=="}}
+    body = sse_body(
+        [
+            chat_chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": "g1",
+                            "function": {"name": "f", "arguments": "{}"},
+                            "extra_content": extra,
+                        }
+                    ]
+                }
+            ),
+            chat_chunk({}, finish_reason="tool_calls"),
+        ]
+    )
+    items = [e["item"] for e in decode(body) if e["type"] == "output_item_done"]
+    assert [i["type"] for i in items] == ["reasoning", "function_call"]
+    history = [
+        {"type": "message", "role": "user", "content": "go"},
+        *items,
+        {"type": "function_call_output", "call_id": "g1", "output": "ok"},
+    ]
+    call = build_chat_payload(Prompt("s", history), "m")["messages"][2]["tool_calls"][0]
+    assert call["extra_content"] == extra
+
+
+def test_foreign_encrypted_content_is_left_alone() -> None:
+    from wirebridge import Prompt, build_chat_payload
+
+    history = [
+        {"type": "message", "role": "user", "content": "go"},
+        {"type": "reasoning", "summary": [], "encrypted_content": "gAAAA-openai-ciphertext"},
+        {"type": "function_call", "name": "f", "arguments": "{}", "call_id": "c"},
+    ]
+    msg = build_chat_payload(Prompt("s", history), "m")["messages"][2]
+    assert "reasoning_details" not in msg and "reasoning" not in msg

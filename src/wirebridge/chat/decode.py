@@ -38,6 +38,7 @@ from ..items import (
     ReasoningPart,
 )
 from ..provider import ThinkTags
+from .opaque import DetailsAccumulator, ProviderState, encode_state
 from .think import ThinkSplitter
 from .tools import ToolMap
 
@@ -46,12 +47,13 @@ _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"
 
 
 class _ToolCall:
-    __slots__ = ("arguments", "id", "name")
+    __slots__ = ("arguments", "id", "name", "signature")
 
     def __init__(self) -> None:
         self.id = ""
         self.name = ""
         self.arguments: list[str] = []
+        self.signature = ""  # Gemini's thought_signature, echoed back via encrypted_content
 
 
 def _reasoning_text(delta: dict[str, Any]) -> str:
@@ -106,6 +108,7 @@ class ChatStreamDecoder:
         self._latest: _ToolCall | None = None
         self._next_free_index = 0
         self._think = ThinkSplitter(think_tags) if think_tags != "off" else None
+        self._details: DetailsAccumulator | None = None
 
     # -- input -------------------------------------------------------------------------------
 
@@ -139,6 +142,11 @@ class ChatStreamDecoder:
         delta = choice.get("delta")
         if delta and type(delta) is dict:
             reasoning = _reasoning_text(delta)
+            details = delta.get("reasoning_details")
+            if details and type(details) is list:
+                if self._details is None:
+                    self._details = DetailsAccumulator()
+                self._details.add(details)
             if reasoning:
                 self._reasoning.append(reasoning)
                 events.append(ReasoningContentDelta(reasoning))
@@ -217,6 +225,12 @@ class ChatStreamDecoder:
             arguments = function.get("arguments")
             if arguments and isinstance(arguments, str):
                 call.arguments.append(arguments)
+        extra = entry.get("extra_content")
+        if extra and type(extra) is dict:
+            google = extra.get("google")
+            signature = google.get("thought_signature") if type(google) is dict else None
+            if signature and isinstance(signature, str):
+                call.signature = signature
 
     def _flush_think(self, events: list[Event]) -> None:
         if self._think is None:
@@ -248,18 +262,25 @@ class ChatStreamDecoder:
         return events
 
     def output_items(self) -> list[Item]:
+        """Reasoning, message, then the calls in index order (D4)."""
+        state = ProviderState(self._details.result() if self._details else [])
+        calls: list[Item] = []
+        for index in sorted(self._calls):
+            call = self._calls[index]
+            call_id = call.id or f"call_{uuid.uuid4().hex[:24]}"
+            if call.signature:
+                state.thought_signatures[call_id] = call.signature
+            calls.append(self._call_item(call, call_id))
         items: list[Item] = []
-        if self._reasoning:
-            text = "".join(self._reasoning)
-            items.append(Reasoning(content=(ReasoningPart(text),)))
+        if self._reasoning or state:
+            content = (ReasoningPart("".join(self._reasoning)),) if self._reasoning else None
+            token = encode_state(state) if state else None
+            items.append(Reasoning(content=content, encrypted_content=token))
         if self._text:
             items.append(Message("assistant", (OutputText("".join(self._text)),)))
-        for index in sorted(self._calls):
-            items.append(self._call_item(self._calls[index]))
-        return items
+        return items + calls
 
-    def _call_item(self, call: _ToolCall) -> Item:
-        call_id = call.id or f"call_{uuid.uuid4().hex[:24]}"
+    def _call_item(self, call: _ToolCall, call_id: str) -> Item:
         arguments = "".join(call.arguments)
         target = self.tool_map.target(call.name)
         if target.kind == "custom":

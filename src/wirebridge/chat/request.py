@@ -31,6 +31,7 @@ from ..items import (
 )
 from ..prompt import Prompt
 from ..provider import Provider
+from .opaque import decode_state
 from .tools import ToolMap, map_tool_choice, map_tools
 
 JSONDict = dict[str, Any]
@@ -115,8 +116,16 @@ def _is_assistant_message(item: Item) -> bool:
     return isinstance(item, Message) and item.role == "assistant"
 
 
-def reasoning_anchors(items: Sequence[Item], provider: Provider) -> dict[int, str]:
-    """Index of the assistant message or call that carries each replayed reasoning text."""
+@dataclass(slots=True)
+class Replay:
+    """What one assistant message or call carries back upstream."""
+
+    text: str = ""
+    details: list[JSONDict] | None = None  # OpenRouter `reasoning_details`
+
+
+def reasoning_anchors(items: Sequence[Item], provider: Provider) -> dict[int, Replay]:
+    """Index of the assistant message or call that carries each replayed reasoning."""
     if provider.reasoning_field == "none":
         return {}
     last_role = None
@@ -129,13 +138,15 @@ def reasoning_anchors(items: Sequence[Item], provider: Provider) -> dict[int, st
             last_user = i
     if last_role == "user":
         return {}
-    anchors: dict[int, str] = {}
+    anchors: dict[int, Replay] = {}
     for i in range(last_user + 1, len(items)):
         item = items[i]
         if not isinstance(item, Reasoning):
             continue
-        text = item.text
-        if not text.strip():
+        text = item.text if item.text.strip() else ""
+        state = decode_state(item.encrypted_content)
+        details = state.reasoning_details if state else []
+        if not text and not details:
             continue
         # Neighbours, looking past other reasoning items (they emit nothing themselves).
         prev = i - 1
@@ -150,8 +161,22 @@ def reasoning_anchors(items: Sequence[Item], provider: Provider) -> dict[int, st
             anchor = nxt
         else:
             continue
-        anchors[anchor] = anchors.get(anchor, "") + text
+        replay = anchors.setdefault(anchor, Replay())
+        replay.text += text
+        if details:
+            replay.details = (replay.details or []) + details
     return anchors
+
+
+def thought_signatures(items: Sequence[Item]) -> dict[str, str]:
+    """Gemini's per-call signatures from every reasoning item of ours in the history."""
+    out: dict[str, str] = {}
+    for item in items:
+        if isinstance(item, Reasoning):
+            state = decode_state(item.encrypted_content)
+            if state:
+                out.update(state.thought_signatures)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,8 +240,9 @@ def _call_id(item: ToolCallItem) -> str:
 class _MessageBuilder:
     """Emits Chat messages in order while keeping every tool call paired with an answer."""
 
-    def __init__(self, provider: Provider):
+    def __init__(self, provider: Provider, signatures: dict[str, str] | None = None):
         self.provider = provider
+        self.signatures = signatures or {}
         self.messages: list[JSONDict] = []
         self.group: JSONDict | None = None  # the assistant message holding the open calls
         self.pending: list[str] = []  # its calls still waiting for an output
@@ -224,12 +250,16 @@ class _MessageBuilder:
         self.deferred: list[JSONDict] = []  # user messages that must wait for the group to close
         self.last_assistant_text: str | None = None
 
-    def reasoning(self, message: JSONDict, text: str | None) -> None:
-        if text:
+    def reasoning(self, message: JSONDict, replay: Replay | None) -> None:
+        if replay is None:
+            return
+        if replay.text:
             key = self.provider.reasoning_field
-            message[key] = message.get(key, "") + text
+            message[key] = message.get(key, "") + replay.text
+        if replay.details:
+            message["reasoning_details"] = message.get("reasoning_details", []) + replay.details
 
-    def message(self, item: Message, reasoning: str | None) -> None:
+    def message(self, item: Message, reasoning: Replay | None) -> None:
         self.close_group()
         text = item.text
         if item.role == "assistant":
@@ -244,12 +274,16 @@ class _MessageBuilder:
             self.reasoning(msg, reasoning)
         self.messages.append(msg)
 
-    def call(self, item: ToolCallItem, reasoning: str | None) -> None:
+    def call(self, item: ToolCallItem, reasoning: Replay | None) -> None:
         if self.group is None or self.answered:  # P4: consecutive calls share one message
             self.close_group()
             self.group = {"role": "assistant", "content": None, "tool_calls": []}
             self.messages.append(self.group)
-        self.group["tool_calls"].append(_tool_call(item))
+        call = _tool_call(item)
+        signature = self.signatures.get(_call_id(item))
+        if signature:  # Gemini rejects a replayed call without its thought signature
+            call["extra_content"] = {"google": {"thought_signature": signature}}
+        self.group["tool_calls"].append(call)
         self.pending.append(_call_id(item))
         self.reasoning(self.group, reasoning)
 
@@ -302,7 +336,7 @@ class _MessageBuilder:
 def build_messages(items: Sequence[Item], provider: Provider) -> list[JSONDict]:
     """The history part of the payload (everything after the instructions)."""
     anchors = reasoning_anchors(items, provider)
-    b = _MessageBuilder(provider)
+    b = _MessageBuilder(provider, thought_signatures(items))
     for i, item in enumerate(items):
         if isinstance(item, Message):
             b.message(item, anchors.get(i))
