@@ -344,7 +344,9 @@ def _parse_local_shell_call(f: _Fields) -> LocalShellCall:
     action = f.raw.get("action")
     if not isinstance(action, Mapping):
         raise f.fail("action", "must be an object")
-    call = LocalShellCall(dict(action), f.opt_text("status"), f.opt_text("call_id"), f.opt_text("id"))
+    call = LocalShellCall(
+        dict(action), f.opt_text("status"), f.opt_text("call_id"), f.opt_text("id")
+    )
     if not call.pairing_id:
         raise f.fail("call_id", "is required (or `id`)")
     return call
