@@ -1,0 +1,255 @@
+"""Decode throughput: four consumers of one Chat Completions stream, measured side by side.
+
+Every consumer POSTs to the same upstream subprocess and reads the same body over loopback:
+
+- `wirebridge`: `Client(provider, model).stream(prompt)`, counting events;
+- `openai-agents`: `ChatCmplStreamHandler.handle_stream` over the `openai` SDK's stream, the path
+  `OpenAIChatCompletionsModel.stream_response` takes (its own code for the same job);
+- `openai SDK`: `async for chunk in stream` over `chat.completions.create(stream=True)`;
+- `floor`: httpx raw bytes, split into lines, one `json.loads` per `data:` line: the least any
+  Python consumer must do.
+
+Each run is checked, not only timed: the wirebridge run must rebuild the exact text, reasoning
+and tool-call arguments; the others must see every chunk. Timing is wall clock from the request
+to the end of the stream plus `time.process_time` (this process's CPU; the upstream's is not in
+it). Repetitions are interleaved (A B C D, A B C D, ...) so drift hits every consumer alike.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import msgspec
+import workload
+
+from wirebridge import Client, Prompt, Provider
+from wirebridge.chat.decode import ChatStreamDecoder
+from wirebridge.chat.sse import SSEParser
+from wirebridge.events import Completed, OutputItemDone
+from wirebridge.items import FunctionCall, Message, Reasoning
+
+MESSAGES = [{"role": "user", "content": "benchmark"}]
+
+
+@dataclass
+class Run:
+    wall_s: float
+    cpu_s: float
+    chunks: int  # chunks in the body (the common unit)
+    events: int  # what the consumer yielded (events, chunks or parsed lines)
+
+
+Consumer = Callable[[str, str, workload.Expect], Awaitable[int]]
+
+
+async def consume_wirebridge(base_url: str, spec: str, expect: workload.Expect) -> int:
+    provider = Provider(base_url=base_url, request_max_retries=0, stream_max_retries=0)
+    events = 0
+    items: list[Any] = []
+    completed = False
+    async with Client(provider, model=spec) as client:
+        async for event in client.stream(Prompt(input="benchmark")):
+            events += 1
+            if type(event) is OutputItemDone:
+                items.append(event.item)
+            elif type(event) is Completed:
+                completed = event.token_usage is not None
+    check_items(items, expect, completed)
+    return events
+
+
+def check_items(items: list[Any], expect: workload.Expect, completed: bool) -> None:
+    """The decoded items must equal what the body carried, or the timing means nothing."""
+    text = "".join(i.content[0].text for i in items if isinstance(i, Message))
+    reasoning = "".join(i.content[0].text for i in items if isinstance(i, Reasoning))
+    arguments = tuple(i.arguments for i in items if isinstance(i, FunctionCall))
+    problems = []
+    if text != expect.text:
+        problems.append(f"text of {len(text)} chars, expected {len(expect.text)}")
+    if reasoning != expect.reasoning:
+        problems.append(f"reasoning of {len(reasoning)} chars, expected {len(expect.reasoning)}")
+    if arguments != expect.arguments:
+        problems.append(
+            f"arguments {[len(a) for a in arguments]} chars, expected "
+            f"{[len(a) for a in expect.arguments]}"
+        )
+    if not completed:
+        problems.append("no completed event with usage")
+    if problems:
+        raise AssertionError(f"wirebridge decoded the body wrongly: {'; '.join(problems)}")
+
+
+async def consume_agents(base_url: str, spec: str, expect: workload.Expect) -> int:
+    from agents.models.chatcmpl_stream_handler import ChatCmplStreamHandler
+    from agents.models.fake_id import FAKE_RESPONSES_ID
+    from openai import AsyncOpenAI
+    from openai.types.responses import Response
+
+    events = 0
+    final: Any = None
+    async with AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0) as client:
+        stream = await client.chat.completions.create(
+            model=spec, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+        response = Response(  # as OpenAIChatCompletionsModel._fetch_response builds it
+            id=FAKE_RESPONSES_ID,
+            created_at=time.time(),
+            model=spec,
+            object="response",
+            output=[],
+            tool_choice="auto",
+            tools=[],
+            parallel_tool_calls=False,
+        )
+        async for event in ChatCmplStreamHandler.handle_stream(response, stream, model=spec):
+            events += 1
+            if event.type == "response.completed":
+                final = event.response
+    calls = tuple(o.arguments for o in final.output if o.type == "function_call")
+    if calls != expect.arguments:
+        raise AssertionError("openai-agents rebuilt different tool-call arguments")
+    return events
+
+
+async def consume_openai(base_url: str, spec: str, expect: workload.Expect) -> int:
+    from openai import AsyncOpenAI
+
+    chunks = 0
+    async with AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0) as client:
+        stream = await client.chat.completions.create(
+            model=spec, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+        async for _chunk in stream:
+            chunks += 1
+    if chunks != expect.chunks:
+        raise AssertionError(f"openai SDK saw {chunks} chunks, expected {expect.chunks}")
+    return chunks
+
+
+async def consume_floor(base_url: str, spec: str, expect: workload.Expect) -> int:
+    """The floor: bytes -> lines -> one json.loads per data line, nothing else."""
+    parsed = 0
+    body = {"model": spec, "messages": MESSAGES, "stream": True}
+    async with (
+        httpx.AsyncClient(timeout=60) as http,
+        http.stream("POST", f"{base_url}/chat/completions", json=body) as response,
+    ):
+        tail = b""
+        async for raw in response.aiter_raw():
+            lines = (tail + raw).split(b"\n")
+            tail = lines.pop()
+            for line in lines:
+                if line.startswith(b"data: ") and line != b"data: [DONE]":
+                    json.loads(line[6:])
+                    parsed += 1
+    if parsed != expect.chunks:
+        raise AssertionError(f"floor parsed {parsed} chunks, expected {expect.chunks}")
+    return parsed
+
+
+async def consume_floor_msgspec(base_url: str, spec: str, expect: workload.Expect) -> int:
+    """The floor with wirebridge's JSON parser (msgspec) instead of json.loads: context only."""
+    parsed = 0
+    body = {"model": spec, "messages": MESSAGES, "stream": True}
+    decode = msgspec.json.Decoder().decode
+    async with (
+        httpx.AsyncClient(timeout=60) as http,
+        http.stream("POST", f"{base_url}/chat/completions", json=body) as response,
+    ):
+        tail = b""
+        async for raw in response.aiter_raw():
+            lines = (tail + raw).split(b"\n")
+            tail = lines.pop()
+            for line in lines:
+                if line.startswith(b"data: ") and line != b"data: [DONE]":
+                    decode(line[6:])
+                    parsed += 1
+    if parsed != expect.chunks:
+        raise AssertionError(f"floor parsed {parsed} chunks, expected {expect.chunks}")
+    return parsed
+
+
+async def consume_core(base_url: str, spec: str, expect: workload.Expect) -> int:
+    """wirebridge's sans-I/O core alone (SSEParser + ChatStreamDecoder) on the body in memory,
+    fed in 64 KiB pieces: what the decoding costs without sockets. Context only."""
+    data, _ = workload.body(spec)
+    parser, decoder = SSEParser(), ChatStreamDecoder()
+    events = 0
+    items: list[Any] = []
+    completed = False
+    for start in range(0, len(data), 65536):
+        for chunk in parser.feed(data[start : start + 65536]):
+            for event in decoder.feed(chunk):
+                events += 1
+                if type(event) is OutputItemDone:
+                    items.append(event.item)
+                elif type(event) is Completed:
+                    completed = event.token_usage is not None
+    parser.close()
+    check_items(items, expect, completed)
+    return events
+
+
+CONSUMERS: dict[str, Consumer] = {
+    "wirebridge": consume_wirebridge,
+    "openai-agents": consume_agents,
+    "openai SDK": consume_openai,
+    "floor": consume_floor,
+    "floor (msgspec)": consume_floor_msgspec,
+    "wirebridge core, no I/O": consume_core,
+}
+PEERS = ("openai-agents", "openai SDK", "floor")  # the issue's comparison; the rest is context
+
+
+async def measure(consumer: Consumer, base_url: str, spec: str) -> Run:
+    _, expect = workload.body(spec)
+    gc.collect()
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    events = await consumer(base_url, spec, expect)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return Run(wall, cpu, expect.chunks, events)
+
+
+async def run(base_url: str, chunks: int, repeats: int, names: list[str]) -> dict[str, Any]:
+    spec = f"mix-{chunks}"
+    body, _ = workload.body(spec)
+    await measure(CONSUMERS["floor"], base_url, spec)  # warm up: imports, upstream's body cache
+    runs: dict[str, list[Run]] = {name: [] for name in names}
+    for _ in range(repeats):
+        for name in names:
+            runs[name].append(await measure(CONSUMERS[name], base_url, spec))
+    rows = {}
+    for name, rs in runs.items():
+        best = min(rs, key=lambda r: r.wall_s)
+        rows[name] = {
+            "chunks_per_s": best.chunks / best.wall_s,
+            "chunks_per_cpu_s": best.chunks / best.cpu_s,
+            "events_per_s": best.events / best.wall_s,
+            "wall_s": best.wall_s,
+            "cpu_s": best.cpu_s,
+            "events": best.events,
+            "walls_s": [r.wall_s for r in rs],
+        }
+    floor = rows.get("floor")
+    wb = rows.get("wirebridge")
+    ratios: dict[str, float] = {}
+    if wb is not None:
+        for name, row in rows.items():
+            if name != "wirebridge":
+                ratios[f"wirebridge/{name}"] = wb["chunks_per_s"] / row["chunks_per_s"]
+                ratios[f"wirebridge/{name} (CPU)"] = row["cpu_s"] / wb["cpu_s"]
+    return {
+        "body": {"spec": spec, "chunks": chunks, "bytes": len(body)},
+        "repeats": repeats,
+        "best_of": "wall time",
+        "consumers": rows,
+        "ratios": ratios,
+        "target": {"wirebridge/floor": 0.5},
+        "met": None if floor is None or wb is None else ratios["wirebridge/floor"] >= 0.5,
+    }
