@@ -1,0 +1,80 @@
+"""`--write`: merge the recommended provider table into the user's config, keeping the rest.
+
+`merge_provider` is text in, text out (tomlkit keeps comments, order and formatting): only the
+keys doctor recommends are set, and a key whose value is already right is left untouched with
+its own comment. The result is checked with the same loader `serve` uses before anything is
+written, and the file is replaced atomically, so a failed write never leaves half a config.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import tomllib
+from pathlib import Path
+
+import tomlkit
+from tomlkit.exceptions import TOMLKitError
+from tomlkit.items import InlineTable, Table
+
+from ..errors import ConfigError
+from ..provider import parse_config
+from .analysis import Recommendation
+from .report import provider_table, toml_item
+
+
+def merge_provider(text: str, rec: Recommendation, *, where: str = "config") -> str:
+    """`text` with `[model_providers.NAME]` holding the recommended keys."""
+    try:
+        doc = tomlkit.parse(text)
+    except TOMLKitError as exc:
+        raise ConfigError(f"{where}: invalid TOML, not touched: {exc}") from exc
+    providers = doc.get("model_providers")
+    if providers is None:
+        providers = tomlkit.table(is_super_table=True)
+        doc.add("model_providers", providers)
+    elif not isinstance(providers, Table | InlineTable):
+        raise ConfigError(f"{where}: model_providers must be a table")
+    current = providers.get(rec.name)
+    if current is None:
+        table = provider_table(rec)
+        if isinstance(providers, Table):
+            table.add(tomlkit.nl())  # a blank line before whatever table follows
+        providers.add(rec.name, table)
+    elif not isinstance(current, Table | InlineTable):
+        raise ConfigError(f"{where}: model_providers.{rec.name} must be a table")
+    else:
+        for key, value in rec.table.items():
+            if key in current and current[key] == value:
+                continue  # already right: keep the user's line and comment
+            current[key] = toml_item(value, rec.reasons.get(key))
+    merged = tomlkit.dumps(doc)
+    try:
+        parse_config(tomllib.loads(merged))  # never write what `serve` would refuse
+    except tomllib.TOMLDecodeError as exc:  # pragma: no cover - tomlkit wrote it
+        raise ConfigError(f"{where}: merged config is not valid TOML: {exc}") from exc
+    return merged
+
+
+def write_provider(path: Path, rec: Recommendation) -> str:
+    """Merge into the file at `path` (created if missing); returns the new text."""
+    try:
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    merged = merge_provider(text, rec, where=str(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(merged)
+            if path.exists():
+                os.chmod(tmp, path.stat().st_mode & 0o777)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc}") from exc
+    return merged
