@@ -2,17 +2,23 @@
 
     request mapping -> open_stream (retries) -> SSEParser -> ChatStreamDecoder -> events
 
-A failure before the first event retries the whole stream (`stream_max_retries`); after an event
-was yielded it surfaces, so nothing reaches the caller twice. After a finish_reason, a stream that
-never sends `[DONE]` completes after a short grace period rather than the idle timeout (codex PR
-#8708). Closing the iterator closes the upstream connection at once.
+This module owns the stream's life (rules T): the idle timeout (httpx's read timeout, so it
+counts between received bytes and keep-alive comments count as life), the whole-stream retry
+(a failure before the first event retries up to `stream_max_retries`; after an event was yielded
+it surfaces, so nothing reaches the caller twice), the grace completion (after a finish_reason,
+a stream that never sends `[DONE]` completes after `finish_grace_s`, not after the idle timeout:
+codex PR #8708), and closing (closing or cancelling the iterator closes the upstream connection
+at once). It must never yield from inside a cancel scope: deadlines wrap single reads only.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import math
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from types import TracebackType
 
 import anyio
@@ -26,13 +32,18 @@ from .events import Event
 from .prompt import Prompt
 from .provider import Provider
 from .retry import backoff_delay
-from .transport import Sleep, http_timeout, open_stream
+from .transport import Sleep, http_timeout, open_stream, redact_url
 
+log = logging.getLogger("wirebridge.client")
 DEFAULT_FINISH_GRACE_S = 2.0
 
 
 class Client:
-    """A pooled connection to one provider, for one model."""
+    """A pooled connection to one provider, for one model.
+
+    `sleep`, `clock` and `rand` are injectable so tests can record retry waits instead of
+    sleeping through them. Use `async with Client(...)` (or `aclose()`) to close the pool.
+    """
 
     def __init__(
         self,
@@ -45,6 +56,8 @@ class Client:
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
     ):
+        if not (finish_grace_s >= 0 and math.isfinite(finish_grace_s)):
+            raise ValueError(f"finish_grace_s must be a finite number >= 0, not {finish_grace_s}")
         self.provider = provider
         self.model = model
         self.finish_grace_s = finish_grace_s
@@ -73,23 +86,38 @@ class Client:
     async def stream(
         self, prompt: Prompt | ChatRequest, *, model: str | None = None
     ) -> AsyncIterator[Event]:
-        """Events of one turn; raises the errors of `wirebridge.errors`."""
+        """Events of one turn; raises the errors of `wirebridge.errors`.
+
+        Break out early with `contextlib.aclosing(client.stream(p))` (or `await it.aclose()`)
+        to close the upstream connection at once rather than when the iterator is collected.
+        """
         request = prompt if isinstance(prompt, ChatRequest) else self.prepare(prompt, model)
-        attempt = 0
+        retries = 0
         while True:
             yielded = False
             try:
-                async for event in self._attempt(request):
-                    yielded = True
-                    yield event
+                # aclosing: closing this iterator must close the attempt (and its connection)
+                # now, not when the garbage collector finalizes it (rules T).
+                async with contextlib.aclosing(self._attempt(request)) as events:
+                    async for event in events:
+                        yielded = True
+                        yield event
                 return
             except StreamError as exc:
-                if yielded or not exc.retryable or attempt >= self.provider.stream_max_retries:
+                if yielded or not exc.retryable or retries >= self.provider.stream_max_retries:
                     raise
-                attempt += 1
-                await self._sleep(backoff_delay(attempt, self._rand()))
+                retries += 1
+                delay = backoff_delay(retries, self._rand())
+                log.warning(
+                    "stream broke before its first event (%s); retry %d/%d in %.2f s",
+                    exc,
+                    retries,
+                    self.provider.stream_max_retries,
+                    delay,
+                )
+            await self._sleep(delay)
 
-    async def _attempt(self, request: ChatRequest) -> AsyncIterator[Event]:
+    async def _attempt(self, request: ChatRequest) -> AsyncGenerator[Event, None]:
         response = await open_stream(
             self._http,
             self.provider,
@@ -98,46 +126,57 @@ class Client:
             clock=self._clock,
             rand=self._rand,
         )
-        parser = SSEParser()
-        decoder = ChatStreamDecoder(request.tool_map, self.provider.think_tags)
+        chunks = response.aiter_bytes()
         try:
-            chunks = response.aiter_bytes()
-            async for chunk in _read(chunks, self.provider.stream_idle_timeout_ms):
+            parser = SSEParser()
+            decoder = ChatStreamDecoder(request.tool_map, self.provider.think_tags)
+            grace_deadline: float | None = None
+            while not decoder.completed:
+                if decoder.finished and grace_deadline is None:
+                    # Only usage and [DONE] may follow a finish_reason: wait briefly for them.
+                    grace_deadline = anyio.current_time() + self.finish_grace_s
+                chunk = await self._next_chunk(chunks, grace_deadline)
+                if chunk is None:
+                    if grace_deadline is None or anyio.current_time() < grace_deadline:
+                        parser.close()  # a clean EOF: check the tail (D1)
+                    for event in decoder.end_of_stream():  # D5: EOF after finish completes
+                        yield event
+                    return
                 for data in parser.feed(chunk):
                     for event in decoder.feed(data):
                         yield event
-                if decoder.completed:
-                    return
-                if decoder.finished:
-                    break  # only usage and [DONE] may follow: wait for them briefly
-            else:
-                parser.close()
-                for event in decoder.end_of_stream():
-                    yield event
-                return
-            with anyio.move_on_after(self.finish_grace_s):
-                async for chunk in _read(chunks, self.provider.stream_idle_timeout_ms):
-                    for data in parser.feed(chunk):
-                        for event in decoder.feed(data):
-                            yield event
-                    if decoder.completed:
-                        return
-            for event in decoder.end_of_stream():
-                yield event
         finally:
-            await response.aclose()
+            with anyio.CancelScope(shield=True):
+                await _close(chunks, response)
+
+    async def _next_chunk(
+        self, chunks: AsyncIterator[bytes], deadline: float | None
+    ) -> bytes | None:
+        """The next piece of body; None at EOF or when `deadline` passes. Errors are mapped."""
+        try:
+            with anyio.CancelScope(deadline=math.inf if deadline is None else deadline):
+                return await chunks.__anext__()
+            return None  # the grace deadline passed
+        except StopAsyncIteration:
+            return None
+        except httpx.ReadTimeout as exc:
+            url = redact_url(self.provider.chat_url, self.provider.query_params)
+            raise IdleTimeoutError(
+                f"the upstream at {url} sent nothing for "
+                f"{self.provider.stream_idle_timeout_ms} ms (stream_idle_timeout_ms)"
+            ) from exc
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            detail = str(exc) or type(exc).__name__
+            raise StreamError(
+                f"connection to the upstream broke mid-stream: {detail}", retryable=True
+            ) from exc
 
 
-async def _read(chunks: AsyncIterator[bytes], idle_timeout_ms: int) -> AsyncIterator[bytes]:
-    """The body's bytes, with transport failures turned into retryable `StreamError`s."""
-    try:
-        async for chunk in chunks:
-            yield chunk
-    except httpx.ReadTimeout as exc:
-        raise IdleTimeoutError(
-            f"no data from the upstream for {idle_timeout_ms} ms (stream_idle_timeout_ms)"
-        ) from exc
-    except (httpx.TransportError, httpx.StreamError) as exc:
-        raise StreamError(
-            f"connection to the upstream broke mid-stream: {exc}", retryable=True
-        ) from exc
+async def _close(chunks: AsyncIterator[bytes], response: httpx.Response) -> None:
+    """Close the body iterator and the response; an unfinished body closes the connection."""
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        # a body iterator that already failed has nothing left to close
+        with contextlib.suppress(httpx.HTTPError, RuntimeError):
+            await aclose()
+    await response.aclose()

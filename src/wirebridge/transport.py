@@ -1,7 +1,12 @@
 """The HTTP shell: POST a Chat Completions request, with retries, and hand back the open stream.
 
-All decisions (what to retry, how long to wait) live in `retry.py`; this module only does the
-I/O. Keys are read from the environment per request and never logged (`redact_headers`).
+What to retry and how long to wait is decided in `retry.py` (pure); this module only does the
+I/O and turns a give-up into the error that names its cause. It owns the request's wire form:
+URL and query parameters, headers (bearer key read from the environment per request,
+`Accept: text/event-stream`, a `User-Agent` naming wirebridge), and the per-request timeouts.
+
+Secrets never reach a log line or an error: headers are redacted by name, and every secret
+value (the API key, env-sourced header values) is also scrubbed from the text of debug lines.
 """
 
 from __future__ import annotations
@@ -9,7 +14,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+import urllib.parse
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import anyio
@@ -17,13 +23,24 @@ import httpx
 import msgspec
 
 from . import __version__
-from .errors import RetryLimitError, UnexpectedStatusError, UpstreamUnreachableError
+from .errors import (
+    ConfigError,
+    RetryLimitError,
+    UnexpectedStatusError,
+    UpstreamUnreachableError,
+    excerpt,
+)
 from .provider import Provider
-from .retry import MAX_RETRY_AFTER_S, retry_delay, should_retry
+from .retry import MAX_RETRY_AFTER_S, decide
 
 log = logging.getLogger("wirebridge.transport")
-USER_AGENT = f"wirebridge/{__version__}"
-SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "openai-api-key"})
+USER_AGENT = f"wirebridge/{__version__} python-httpx/{httpx.__version__}"
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "api-key", "x-api-key", "openai-api-key", "cookie"}
+)
+SECRET_PARAM_HINTS = ("key", "token", "secret", "sig", "password")
+ERROR_BODY_READ_LIMIT = 64 * 1024  # read at most this much of an error body
+REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "cf-ray")
 _encode = msgspec.json.Encoder().encode
 
 Sleep = Callable[[float], Awaitable[Any]]
@@ -33,30 +50,101 @@ def redact_headers(
     headers: dict[str, str], secret_names: set[str] | frozenset[str] = frozenset()
 ) -> dict[str, str]:
     """Headers safe to log: credentials and env-sourced values replaced by `***`."""
+    lowered = {n.lower() for n in secret_names}
     out = {}
     for name, value in headers.items():
-        secret = name.lower() in SECRET_HEADERS or name in secret_names
+        secret = name.lower() in SECRET_HEADERS or name.lower() in lowered
         out[name] = "***" if secret else value
     return out
 
 
+def redact_url(url: str, params: dict[str, str] | None = None) -> str:
+    """A URL safe to log: no userinfo, secret-looking query values replaced by `***`."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    pairs += list((params or {}).items())
+    shown = [(k, "***" if any(h in k.lower() for h in SECRET_PARAM_HINTS) else v) for k, v in pairs]
+    query = urllib.parse.urlencode(shown, safe="*")
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret value replaced by `***` (belt and braces for debug lines)."""
+    for secret in secrets:
+        if len(secret) >= 4:  # a 1-3 char "secret" would shred the text and hide nothing
+            text = text.replace(secret, "***")
+    return text
+
+
 def request_headers(provider: Provider) -> dict[str, str]:
+    """The headers of every request to `provider`; raises `ConfigError` for a missing key."""
+    return _prepare_headers(provider)[0]
+
+
+def _prepare_headers(provider: Provider) -> tuple[dict[str, str], list[str]]:
+    """Headers, and the secret values among them (for scrubbing logs)."""
     headers = {
         "Content-Type": "application/json",
         "Accept": "text/event-stream",
         "User-Agent": USER_AGENT,
     }
-    headers.update(provider.headers())
-    key = provider.api_key()  # raises ConfigError naming a missing variable
+    configured = provider.headers()
+    headers.update(configured)  # a provider may override Accept or User-Agent on purpose
+    secrets = [configured[h] for h in (provider.env_http_headers or {}) if h in configured]
+    key = provider.api_key()  # ConfigError naming a missing variable (rules T)
     if key:
         headers["Authorization"] = f"Bearer {key}"
-    return headers
+        secrets.append(key)
+    return headers, secrets
 
 
 def http_timeout(provider: Provider) -> httpx.Timeout:
-    """The idle timeout is httpx's read timeout: it counts between received bytes."""
-    idle = provider.stream_idle_timeout_ms / 1000.0
-    return httpx.Timeout(connect=min(idle, 30.0), read=idle, write=min(idle, 60.0), pool=idle)
+    """The idle timeout is httpx's read timeout: it counts between received bytes (rules T).
+
+    `stream_idle_timeout_ms = 0` turns the idle timeout off.
+    """
+    idle = provider.stream_idle_timeout_ms / 1000.0 or None
+
+    def cap(seconds: float) -> float:
+        return seconds if idle is None else min(idle, seconds)
+
+    return httpx.Timeout(connect=cap(30.0), read=idle, write=cap(60.0), pool=cap(60.0))
+
+
+def request_id(headers: httpx.Headers) -> str | None:
+    """The upstream's id for the request, for error messages and bug reports."""
+    for name in REQUEST_ID_HEADERS:
+        value: str | None = headers.get(name)
+        if value:
+            return value
+    return None
+
+
+async def _read_error_body(response: httpx.Response) -> str:
+    """At most `ERROR_BODY_READ_LIMIT` bytes of a non-2xx body; never raises."""
+    parts: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in response.aiter_bytes():
+            parts.append(chunk)
+            size += len(chunk)
+            if size >= ERROR_BODY_READ_LIMIT:
+                break
+    except httpx.HTTPError:
+        pass
+    finally:
+        with anyio.CancelScope(shield=True):
+            await response.aclose()
+    return b"".join(parts)[:ERROR_BODY_READ_LIMIT].decode("utf-8", "replace")
+
+
+def _cause(exc: BaseException, provider: Provider) -> str:
+    if isinstance(exc, httpx.ReadTimeout):
+        return f"no response within {provider.stream_idle_timeout_ms} ms (stream_idle_timeout_ms)"
+    detail = str(exc)
+    name = type(exc).__name__
+    return f"{name}: {detail}" if detail else name
 
 
 async def open_stream(
@@ -68,60 +156,107 @@ async def open_stream(
     clock: Callable[[], float] = time.time,
     rand: Callable[[], float] = random.random,
 ) -> httpx.Response:
-    """POST the payload; retry 408/409/429/5xx and connection errors; return a 2xx response.
+    """POST the payload; retry per `retry.decide`; return an open, streaming 2xx response.
 
-    The response is open and streaming; the caller must close it.
+    The caller must close the response. Raises `ConfigError` (missing key, bad URL),
+    `UnexpectedStatusError` (a status not retried), `RetryLimitError` (retries ran out, or the
+    server asked to wait too long), `UpstreamUnreachableError` (no connection within retries).
     """
     url = provider.chat_url
-    headers = request_headers(provider)
+    headers, secrets = _prepare_headers(provider)
     body = _encode(payload)
-    if log.isEnabledFor(logging.DEBUG):
-        secrets = set((provider.env_http_headers or {}).keys())
-        log.debug(
-            "POST %s headers=%s payload=%s", url, redact_headers(headers, secrets), body.decode()
-        )
-    attempts = provider.request_max_retries + 1
-    for attempt in range(1, attempts + 1):
+    shown_url = redact_url(url, provider.query_params)
+    debug = log.isEnabledFor(logging.DEBUG)
+    if debug:
+        secret_names = set(provider.env_http_headers or {})
+        line = f"POST {shown_url} headers={redact_headers(headers, secret_names)} payload="
+        log.debug("%s", scrub(line + body.decode("utf-8", "replace"), secrets))
+    timeout = http_timeout(provider)
+    max_retries = provider.request_max_retries
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             request = http.build_request(
-                "POST", url, content=body, headers=headers, params=provider.query_params
+                "POST",
+                url,
+                content=body,
+                headers=headers,
+                params=provider.query_params,
+                timeout=timeout,
             )
             response = await http.send(request, stream=True)
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+            raise ConfigError(
+                f"provider {provider.name!r}: bad base_url {shown_url}: {exc}"
+            ) from exc
         except (httpx.TransportError, OSError) as exc:
-            cause = str(exc) or type(exc).__name__
-            if attempt == attempts:
-                raise UpstreamUnreachableError(url, cause) from exc
-            delay = retry_delay({}, attempt, clock(), rand())
+            cause = _cause(exc, provider)
+            decision = decide(
+                None, {}, attempt=attempt, max_retries=max_retries, now=clock(), jitter=rand()
+            )
+            if not decision.retry:
+                raise UpstreamUnreachableError(
+                    shown_url, f"{cause} ({_attempts(attempt)})"
+                ) from exc
             log.warning(
-                "upstream %s unreachable (%s); retry %d in %.2fs", url, cause, attempt, delay
+                "upstream %s: %s; retry %d/%d in %.2f s",
+                shown_url,
+                cause,
+                attempt,
+                max_retries,
+                decision.delay,
             )
-            await sleep(delay)
+            await sleep(decision.delay)
             continue
-        if 200 <= response.status_code < 300:
-            return response
         status = response.status_code
-        try:
-            raw = await response.aread()
-        except httpx.HTTPError:
-            raw = b""
-        finally:
-            await response.aclose()
-        text = raw.decode("utf-8", "replace")
-        request_id = response.headers.get("x-request-id")
-        if not should_retry(status, response.headers):
-            raise UnexpectedStatusError(status, text, request_id)
-        delay = retry_delay(response.headers, attempt, clock(), rand())
-        if delay > MAX_RETRY_AFTER_S:
-            raise RetryLimitError(
+        if debug:
+            shown = redact_headers(dict(response.headers))
+            log.debug("HTTP %d from %s headers=%s", status, shown_url, scrub(str(shown), secrets))
+        if 200 <= status < 300:
+            return response
+        # Some servers echo the key they rejected: scrub it before it reaches an error.
+        text = scrub(await _read_error_body(response), secrets)
+        rid = request_id(response.headers)
+        if debug:
+            log.debug("error body: %s", excerpt(text))
+        decision = decide(
+            status,
+            response.headers,
+            attempt=attempt,
+            max_retries=max_retries,
+            now=clock(),
+            jitter=rand(),
+        )
+        if decision.retry:
+            log.warning(
+                "upstream answered HTTP %d%s; retry %d/%d in %.2f s",
                 status,
-                f"upstream answered HTTP {status} and asked to retry after {delay:.0f} s, "
-                f"more than the {MAX_RETRY_AFTER_S:.0f} s we wait",
-                body=text,
-                request_id=request_id,
-                retry_after=delay,
+                f" (request id {rid})" if rid else "",
+                attempt,
+                max_retries,
+                decision.delay,
             )
-        if attempt == attempts:
-            raise RetryLimitError(status, body=text, request_id=request_id, retry_after=delay)
-        log.warning("upstream answered HTTP %d; retry %d in %.2fs", status, attempt, delay)
-        await sleep(delay)
-    raise AssertionError("unreachable")  # pragma: no cover
+            await sleep(decision.delay)
+            continue
+        if decision.reason in ("not_retryable", "server_said_no"):
+            raise UnexpectedStatusError(status, text, rid)
+        where = f"HTTP {status}" + (f" (request id {rid})" if rid else "")
+        shown_body = excerpt(text) or "<empty body>"
+        if decision.reason == "retry_after_too_long":
+            message = (
+                f"upstream answered {where} and asked to retry after {decision.delay:.0f} s, "
+                f"longer than the {MAX_RETRY_AFTER_S:.0f} s wirebridge waits; giving up: "
+                f"{shown_body}"
+            )
+        else:
+            message = (
+                f"gave up after {_attempts(attempt)} (request_max_retries = {max_retries}): "
+                f"upstream answered {where}: {shown_body}"
+            )
+        asked = decision.delay if decision.reason == "retry_after_too_long" else None
+        raise RetryLimitError(status, message, body=text, request_id=rid, retry_after=asked)
+
+
+def _attempts(n: int) -> str:
+    return f"{n} attempt{'s' if n != 1 else ''}"
