@@ -1,0 +1,174 @@
+"""`wirebridge serve`: the Responses API in front of Chat Completions upstreams.
+
+With no options it listens on 127.0.0.1:8787 and forwards to Ollama at http://localhost:11434/v1
+(or to what `~/.wirebridge/config.toml` says). `--upstream URL` is the one-line start: every
+requested model name passes through unchanged to that Chat Completions base URL.
+
+Safety: with `WIREBRIDGE_API_KEYS` set, every request needs one of those keys as a bearer token.
+Without keys the server refuses to listen on anything but loopback, unless told
+`--insecure-no-auth` (an open bridge spends the upstream's keys for anyone who reaches it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from ..errors import ConfigError
+from ..provider import Config, Provider, load_config
+from ..responses.app import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONCURRENT_STREAMS,
+    BridgeSettings,
+    create_app,
+)
+from ..responses.gate import parse_api_keys
+from ..responses.history import redact_url
+from ..responses.logs import configure_logging
+from ..responses.runner import DEFAULT_GRACE_S, DEFAULT_HOST, DEFAULT_PORT, is_loopback, run
+
+log = logging.getLogger("wirebridge.server")
+UPSTREAM_PROVIDER = "upstream"
+
+
+def build_config(
+    config_file: str | None, upstream: str | None, upstream_env_key: str | None = None
+) -> Config:
+    """The config file (or built-ins), with `--upstream` as the default provider if given."""
+    config = load_config(config_file)
+    if upstream is None:
+        if upstream_env_key:
+            raise ConfigError("--upstream-env-key needs --upstream")
+        return config
+    if upstream.rstrip("/").endswith("/chat/completions"):
+        raise ConfigError(
+            f"--upstream takes the base URL, not the endpoint: drop '/chat/completions' "
+            f"from {upstream!r} (e.g. http://localhost:11434/v1)"
+        )
+    provider = Provider(name=UPSTREAM_PROVIDER, base_url=upstream, env_key=upstream_env_key)
+    providers = {**config.providers, UPSTREAM_PROVIDER: provider}
+    # Route names from the file keep their providers; every other model name passes through.
+    return Config(providers, UPSTREAM_PROVIDER, config.default_model, config.routes, config.path)
+
+
+@click.command(name="serve")
+@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="Port.")
+@click.option(
+    "--upstream",
+    metavar="URL",
+    help="A Chat Completions base URL (ending in /v1); model names pass through unchanged.",
+)
+@click.option(
+    "--upstream-env-key",
+    metavar="VAR",
+    help="Environment variable holding the --upstream server's API key.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Codex-style TOML config (default: $WIREBRIDGE_HOME/config.toml if it exists).",
+)
+@click.option("--store", metavar="URL", help="Response store for previous_response_id.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one object per line, for log shippers.",
+)
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning"]), default="info")
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    help="Allow listening beyond loopback without WIREBRIDGE_API_KEYS (anyone may use it).",
+)
+@click.option(
+    "--max-body-bytes",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_BODY_BYTES,
+    show_default=True,
+    help="Larger request bodies are refused with 413.",
+)
+@click.option(
+    "--max-concurrent-streams",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_CONCURRENT_STREAMS,
+    show_default=True,
+    help="Responses beyond this many at once are refused with 503.",
+)
+@click.option(
+    "--shutdown-grace",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_GRACE_S,
+    show_default=True,
+    help="Seconds running streams may take to finish after SIGTERM.",
+)
+@click.option(
+    "--reasoning-summary",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Also stream reasoning as a summary part (auto: when the request asks for a summary).",
+)
+def command(
+    host: str,
+    port: int,
+    upstream: str | None,
+    upstream_env_key: str | None,
+    config_file: str | None,
+    store: str | None,
+    log_format: str,
+    log_level: str,
+    insecure_no_auth: bool,
+    max_body_bytes: int,
+    max_concurrent_streams: int,
+    shutdown_grace: float,
+    reasoning_summary: str,
+) -> None:
+    """Serve /v1/responses in front of Chat Completions upstreams."""
+    configure_logging(
+        "json" if log_format == "json" else "text", getattr(logging, log_level.upper())
+    )
+    keys = parse_api_keys(os.environ.get("WIREBRIDGE_API_KEYS"))
+    if not keys and not is_loopback(host):
+        if not insecure_no_auth:
+            raise click.UsageError(
+                f"refusing to listen on {host} without authentication: set WIREBRIDGE_API_KEYS "
+                "(comma-separated keys clients send as bearer tokens), listen on 127.0.0.1, or "
+                "pass --insecure-no-auth if the network is trusted"
+            )
+        log.warning("listening on %s with no authentication (--insecure-no-auth)", host)
+    try:
+        config = build_config(config_file, upstream, upstream_env_key)
+        default = config.provider(config.default_provider)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    settings = BridgeSettings(
+        config,
+        api_keys=keys,
+        max_body_bytes=max_body_bytes,
+        max_concurrent_streams=max_concurrent_streams,
+        reasoning_summary=reasoning_summary,  # type: ignore[arg-type]
+        store_url=store,
+    )
+    shown = f"[{host}]" if ":" in host else host
+    log.info(
+        "wirebridge serving http://%s:%d/v1/responses -> %s (%s)%s%s",
+        shown,
+        port,
+        default.name,
+        default.base_url,
+        f", {len(config.routes)} routed model(s)" if config.routes else "",
+        f", store {redact_url(store)}" if store else "",
+    )
+    try:
+        run(create_app(settings), host, port, grace_s=shutdown_grace)
+    except OSError as exc:
+        click.echo(f"wirebridge serve: cannot listen on {host}:{port}: {exc}", err=True)
+        sys.exit(1)

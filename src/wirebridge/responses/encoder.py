@@ -1,0 +1,423 @@
+"""wirebridge events -> Responses API stream events (SSE frames). Sans-I/O, the server's hot path.
+
+`ResponsesEncoder` owns the state of one response as the Responses wire shows it: the output list,
+which item is open, the next `sequence_number`, and the terminal status. It is fed our events
+(`feed`) and, on an upstream failure, told so (`fail`); it appends SSE frames to a buffer that the
+shell drains with `take()`. It never touches a socket, a clock or the event loop: ids come from an
+injected function and the response's fixed fields (id, model, echoed request options) are given.
+
+Wire rules it keeps (the Responses API as OpenAI streams it; Codex depends on the first two):
+- `response.output_item.added` comes before any delta of that item, and `output_item.done` ends it;
+  text and reasoning text live in a content part (`content_part.added` / `.done`).
+- `output_index` is the item's position in `response.output` (the order of `added` events), so
+  clients that rebuild the response from events (the openai SDK's stream helper) see the same list.
+- Every event carries `sequence_number`, counting from 0; exactly one terminal event ends the
+  stream: `response.completed`, `response.incomplete` or `response.failed`.
+
+The core decoder streams text and reasoning as deltas and reports each item whole at the end
+(`output_item_done`); tool calls are not streamed by the core, so a call is emitted as
+added -> arguments delta -> arguments done -> done when it completes. The reasoning item stays
+open until the decoder reports it (even while the answer streams), because only the final item
+may carry provider state to echo back (`encrypted_content`).
+
+Speed: deltas are written from per-item byte templates (one `msgspec` string encode per delta); the
+response object is encoded only for the three lifecycle events.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from ..events import (
+    Completed,
+    Event,
+    Incomplete,
+    OutputItemDone,
+    OutputTextDelta,
+    ReasoningContentDelta,
+    ReasoningSummaryDelta,
+    TokenUsage,
+)
+from ..items import CustomToolCall, FunctionCall, Message, Reasoning, dump_item
+
+JSON = dict[str, Any]
+IdFactory = Callable[[str], str]
+
+_encode = msgspec.json.Encoder().encode
+
+
+def random_id(prefix: str) -> str:
+    """`resp_`, `msg_`, `rs_`, `fc_`, `ctc_` + 32 hex digits (OpenAI's ids are opaque strings)."""
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def usage_json(usage: TokenUsage) -> JSON:
+    """Our token usage -> the Responses `usage` object (cached and reasoning details included)."""
+    return {
+        "input_tokens": usage.input_tokens,
+        "input_tokens_details": {
+            "cached_tokens": usage.cached_input_tokens,
+            "cache_write_tokens": 0,  # Chat Completions servers do not report cache writes
+        },
+        "output_tokens": usage.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning_output_tokens},
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def _frame(kind: str, data: bytes) -> bytes:
+    return b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"
+
+
+def _head(kind: str) -> bytes:
+    """The constant start of a delta frame, up to the sequence number's digits."""
+    return (
+        b"event: " + kind.encode() + b'\ndata: {"type":"' + kind.encode() + b'","sequence_number":'
+    )
+
+
+_TEXT_DELTA = _head("response.output_text.delta")
+_REASONING_DELTA = _head("response.reasoning_text.delta")
+_SUMMARY_DELTA = _head("response.reasoning_summary_text.delta")
+_TEXT_TAIL = b',"logprobs":[]}\n\n'
+_TAIL = b"}\n\n"
+
+
+class _OpenItem:
+    """An output item whose `added` event went out and whose `done` has not."""
+
+    __slots__ = ("chunks", "delta_mid", "id", "index", "summary", "summary_mid")
+
+    def __init__(self, item_id: str, index: int, content_index: int | None):
+        self.id = item_id
+        self.index = index
+        self.chunks: list[str] = []  # the text (or reasoning text) streamed so far
+        self.summary: list[str] | None = None  # reasoning mirrored as a summary part, if on
+        ids = f'"item_id":"{item_id}","output_index":{index}'
+        if content_index is not None:
+            ids += f',"content_index":{content_index}'
+        self.delta_mid = b"," + ids.encode() + b',"delta":'
+        self.summary_mid = b"," + ids.encode() + b',"summary_index":0,"delta":'
+
+
+class ResponsesEncoder:
+    """State machine: `start()`, `feed(event)` per event or `fail(...)`, `take()` the frames.
+
+    `response` is the Response object's fixed part (id, created_at, model, echoed request options,
+    `output: []`); the encoder fills in `status`, `output`, `usage`, `error` and
+    `incomplete_details` and returns it as `response` when done. With `frames=False` no bytes are
+    produced (the non-streaming endpoint wants only the final object). `reasoning_summary=True`
+    mirrors the reasoning text as a summary part too, for clients that only display summaries
+    (Codex's TUI).
+    """
+
+    def __init__(
+        self,
+        response: JSON,
+        *,
+        new_id: IdFactory = random_id,
+        frames: bool = True,
+        reasoning_summary: bool = False,
+    ):
+        self.response = response
+        response.setdefault("object", "response")
+        response["status"] = "in_progress"
+        self.output: list[JSON] = []
+        response["output"] = self.output
+        for key in ("error", "incomplete_details", "usage"):
+            response.setdefault(key, None)
+        self.new_id = new_id
+        self.frames = frames
+        self.reasoning_summary = reasoning_summary
+        self.sequence_number = 0
+        self.started = False
+        self.finished = False  # a terminal event went out; further input is ignored
+        self._out: list[bytes] = []
+        self._message: _OpenItem | None = None
+        self._reasoning: _OpenItem | None = None
+        self._incomplete: str | None = None
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            OutputTextDelta: self._on_text,
+            ReasoningContentDelta: self._on_reasoning,
+            ReasoningSummaryDelta: self._on_summary,
+            OutputItemDone: self._on_item_done,
+            Incomplete: self._on_incomplete,
+            Completed: self._on_completed,
+        }
+
+    # -- input -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """`response.created` and `response.in_progress` (idempotent)."""
+        if self.started:
+            return
+        self.started = True
+        self._lifecycle("response.created")
+        self._lifecycle("response.in_progress")
+
+    def feed(self, event: Event) -> None:
+        if self.finished:
+            return
+        if not self.started:
+            self.start()
+        handler = self._handlers.get(type(event))
+        if handler is not None:  # `created` has no wire event of its own (start() sent it)
+            handler(event)
+
+    def fail(self, code: str, message: str, *, param: str | None = None) -> None:
+        """End the stream with `response.failed`; open items are reported as incomplete."""
+        if self.finished:
+            return
+        if not self.started:
+            self.start()
+        for item in (self._reasoning, self._message):
+            if item is not None:
+                self.output[item.index]["status"] = "incomplete"
+        self._reasoning = self._message = None
+        self.response["status"] = "failed"
+        self.response["error"] = {"code": code, "message": message, "param": param}
+        self._lifecycle("response.failed")
+        self.finished = True
+
+    @property
+    def buffered_frames(self) -> int:
+        """How many frames wait in the buffer (the shell's backpressure measure)."""
+        return len(self._out)
+
+    def take(self) -> bytes:
+        """The frames produced since the last call, as one buffer (b"" when none)."""
+        if not self._out:
+            return b""
+        data = b"".join(self._out)
+        self._out.clear()
+        return data
+
+    # -- deltas (the hot path) ---------------------------------------------------------------
+
+    def _on_text(self, event: OutputTextDelta) -> None:
+        item = self._message or self._open_message()
+        item.chunks.append(event.delta)
+        if self.frames:
+            self._out.append(
+                b"".join(
+                    (
+                        _TEXT_DELTA,
+                        str(self.sequence_number).encode(),
+                        item.delta_mid,
+                        _encode(event.delta),
+                        _TEXT_TAIL,
+                    )
+                )
+            )
+        self.sequence_number += 1
+
+    def _on_reasoning(self, event: ReasoningContentDelta) -> None:
+        item = self._reasoning or self._open_reasoning()
+        item.chunks.append(event.delta)
+        self._delta(_REASONING_DELTA, item.delta_mid, event.delta)
+        if item.summary is not None:
+            item.summary.append(event.delta)
+            self._delta(_SUMMARY_DELTA, item.summary_mid, event.delta)
+
+    def _on_summary(self, event: ReasoningSummaryDelta) -> None:
+        item = self._reasoning or self._open_reasoning()
+        if item.summary is None:
+            self._open_summary(item)
+        assert item.summary is not None
+        item.summary.append(event.delta)
+        self._delta(_SUMMARY_DELTA, item.summary_mid, event.delta)
+
+    def _delta(self, head: bytes, mid: bytes, delta: str) -> None:
+        if self.frames:
+            self._out.append(
+                b"".join((head, str(self.sequence_number).encode(), mid, _encode(delta), _TAIL))
+            )
+        self.sequence_number += 1
+
+    # -- items -------------------------------------------------------------------------------
+
+    def _add(self, prefix: str, item: JSON, content_index: int | None = 0) -> _OpenItem:
+        opened = _OpenItem(self.new_id(prefix), len(self.output), content_index)
+        item = {"id": opened.id, **item}
+        self.output.append(item)
+        self._emit("response.output_item.added", {"output_index": opened.index, "item": item})
+        return opened
+
+    def _part(self, kind: str, item: _OpenItem, part: JSON) -> None:
+        self._emit(
+            kind,
+            {"item_id": item.id, "output_index": item.index, "content_index": 0, "part": part},
+        )
+
+    def _open_message(self) -> _OpenItem:
+        item = self._add(
+            "msg",
+            {"type": "message", "status": "in_progress", "role": "assistant", "content": []},
+        )
+        self._part("response.content_part.added", item, _output_text(""))
+        self._message = item
+        return item
+
+    def _open_reasoning(self) -> _OpenItem:
+        item = self._add("rs", {"type": "reasoning", "summary": [], "content": []})
+        self._part("response.content_part.added", item, {"type": "reasoning_text", "text": ""})
+        if self.reasoning_summary:
+            self._open_summary(item)
+        self._reasoning = item
+        return item
+
+    def _open_summary(self, item: _OpenItem) -> None:
+        item.summary = []
+        self._emit(
+            "response.reasoning_summary_part.added",
+            {
+                "item_id": item.id,
+                "output_index": item.index,
+                "summary_index": 0,
+                "part": {"type": "summary_text", "text": ""},
+            },
+        )
+
+    def _on_item_done(self, event: OutputItemDone) -> None:
+        item = event.item
+        if isinstance(item, Message):
+            self._close_message(item)
+        elif isinstance(item, Reasoning):
+            self._close_reasoning(item)
+        elif isinstance(item, FunctionCall):
+            self._tool_call(item, "fc", "arguments", item.arguments)
+        elif isinstance(item, CustomToolCall):
+            self._tool_call(item, "ctc", "input", item.input)
+        else:  # items the decoder does not produce today: added, then done, nothing between
+            body = dump_item(item)
+            body.pop("id", None)
+            opened = self._add(_prefix(body.get("type")), body, None)
+            self._done(opened, {"id": opened.id, **body})
+
+    def _close_message(self, message: Message) -> None:
+        item = self._message
+        if item is None:  # the whole text came at once (no deltas): stream it as one delta
+            item = self._open_message()
+            if message.text:
+                self._on_text(OutputTextDelta(message.text))
+        self._message = None
+        text = message.text or "".join(item.chunks)
+        self._emit(
+            "response.output_text.done",
+            {
+                "item_id": item.id,
+                "output_index": item.index,
+                "content_index": 0,
+                "text": text,
+                "logprobs": [],
+            },
+        )
+        self._part("response.content_part.done", item, _output_text(text))
+        done = {
+            "id": item.id,
+            "type": "message",
+            "status": "completed",
+            "role": "assistant",
+            "content": [_output_text(text)],
+        }
+        self._done(item, done)
+
+    def _close_reasoning(self, reasoning: Reasoning) -> None:
+        item = self._reasoning
+        if item is None:
+            item = self._open_reasoning()
+            if reasoning.text:
+                self._on_reasoning(ReasoningContentDelta(reasoning.text))
+        self._reasoning = None
+        text = reasoning.text or "".join(item.chunks)
+        ids = {"item_id": item.id, "output_index": item.index}
+        self._emit("response.reasoning_text.done", {**ids, "content_index": 0, "text": text})
+        part = {"type": "reasoning_text", "text": text}
+        self._part("response.content_part.done", item, part)
+        summary: list[JSON] = [{"type": "summary_text", "text": t} for t in reasoning.summary]
+        if item.summary is not None:
+            summary_text = "".join(item.summary)
+            summary_part = {"type": "summary_text", "text": summary_text}
+            self._emit(
+                "response.reasoning_summary_text.done",
+                {**ids, "summary_index": 0, "text": summary_text},
+            )
+            self._emit(
+                "response.reasoning_summary_part.done",
+                {**ids, "summary_index": 0, "part": summary_part},
+            )
+            summary = [summary_part]
+        # The text travels back as `content` (reasoning_text) so clients replay it (rule P2).
+        done: JSON = {"id": item.id, "type": "reasoning", "summary": summary, "content": [part]}
+        if reasoning.encrypted_content is not None:
+            done["encrypted_content"] = reasoning.encrypted_content
+        self._done(item, done)
+
+    def _tool_call(
+        self, call: FunctionCall | CustomToolCall, prefix: str, key: str, value: str
+    ) -> None:
+        kind = call.type
+        base: JSON = {"type": kind, "status": "in_progress", "call_id": call.call_id}
+        base["name"] = call.name
+        if isinstance(call, FunctionCall) and call.namespace is not None:
+            base["namespace"] = call.namespace
+        opened = self._add(prefix, {**base, key: ""}, None)
+        event = (
+            "response.function_call_arguments"
+            if kind == "function_call"
+            else ("response.custom_tool_call_input")
+        )
+        ids = {"item_id": opened.id, "output_index": opened.index}
+        if value:
+            self._emit(event + ".delta", {**ids, "delta": value})
+        self._emit(event + ".done", {**ids, key: value})
+        self._done(opened, {"id": opened.id, **base, "status": "completed", key: value})
+
+    def _done(self, opened: _OpenItem, item: JSON) -> None:
+        self.output[opened.index] = item
+        self._emit("response.output_item.done", {"output_index": opened.index, "item": item})
+
+    # -- the end -----------------------------------------------------------------------------
+
+    def _on_incomplete(self, event: Incomplete) -> None:
+        self._incomplete = event.reason
+
+    def _on_completed(self, event: Completed) -> None:
+        # The decoder reports every item before `completed` (D4); close any left open anyway.
+        if self._reasoning is not None:
+            self._close_reasoning(Reasoning())
+        if self._message is not None:
+            self._close_message(Message("assistant", ()))
+        if event.token_usage is not None:
+            self.response["usage"] = usage_json(event.token_usage)
+        if self._incomplete is not None:
+            self.response["status"] = "incomplete"
+            self.response["incomplete_details"] = {"reason": self._incomplete}
+            self._lifecycle("response.incomplete")
+        else:
+            self.response["status"] = "completed"
+            self._lifecycle("response.completed")
+        self.finished = True
+
+    # -- encoding ----------------------------------------------------------------------------
+
+    def _emit(self, kind: str, fields: JSON) -> None:
+        if self.frames:
+            body = {"type": kind, "sequence_number": self.sequence_number, **fields}
+            self._out.append(_frame(kind, _encode(body)))
+        self.sequence_number += 1
+
+    def _lifecycle(self, kind: str) -> None:
+        self._emit(kind, {"response": self.response})
+
+
+def _output_text(text: str) -> JSON:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def _prefix(kind: Any) -> str:
+    return {"local_shell_call": "lsh", "web_search_call": "ws"}.get(str(kind), "item")

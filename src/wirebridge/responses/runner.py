@@ -1,0 +1,111 @@
+"""Running the app under uvicorn: in the foreground (the command line) or in the background
+(tests, benchmarks, embedding), on a socket we bind ourselves so port 0 works and the URL is known
+before the first request.
+
+Graceful shutdown is uvicorn's: on SIGTERM/SIGINT it stops accepting, lets running streams finish
+within `grace_s`, then cancels what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.types import ASGIApp
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8787
+DEFAULT_GRACE_S = 30.0
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto must say TCP: asyncio sets TCP_NODELAY on accepted sockets only then, and without
+    # it Nagle holds each small SSE write for the client's delayed ACK (~40 ms per response).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _config(app: ASGIApp, grace_s: float | None) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        log_config=None,  # our handlers (text or json) receive uvicorn's records too
+        access_log=False,  # the Gate writes the access log, with model and timing
+        lifespan="on",
+        server_header=False,
+        # uvicorn types this as int but only ever awaits it as a float timeout.
+        timeout_graceful_shutdown=grace_s,  # type: ignore[arg-type]
+        timeout_keep_alive=30,
+    )
+
+
+def run(app: ASGIApp, host: str, port: int, *, grace_s: float | None = DEFAULT_GRACE_S) -> None:
+    """Serve until SIGTERM/SIGINT (the command line)."""
+    sock = bind_socket(host, port)
+    uvicorn.Server(_config(app, grace_s)).run(sockets=[sock])
+
+
+@dataclass(frozen=True, slots=True)
+class RunningBridge:
+    host: str
+    port: int
+    server: uvicorn.Server
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """What an OpenAI client's `base_url` should be."""
+        return self.url + "/v1"
+
+
+@contextlib.asynccontextmanager
+async def running(
+    app: ASGIApp,
+    host: str = DEFAULT_HOST,
+    port: int = 0,
+    *,
+    grace_s: float | None = 5.0,
+) -> AsyncIterator[RunningBridge]:
+    """Serve in a background task of the running loop; stop (gracefully) on exit."""
+    sock = bind_socket(host, port)
+    server = uvicorn.Server(_config(app, grace_s))
+    # `_serve` is `serve` without taking over the process's signal handlers (a test runner
+    # or an embedding program owns those).
+    task = asyncio.ensure_future(server._serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # startup failed: raise its error
+                raise RuntimeError("the bridge server stopped during startup")
+            await asyncio.sleep(0.005)
+        yield RunningBridge(host, sock.getsockname()[1], server)
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        sock.close()
