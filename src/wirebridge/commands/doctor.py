@@ -20,7 +20,7 @@ from rich.console import Console
 
 from ..doctor import diagnose, print_report, write_provider
 from ..doctor.observe import ProbeResult
-from ..doctor.probes import DEFAULT_MAX_TOKENS, MAX_PROBES, Probe
+from ..doctor.probes import DEFAULT_MAX_TOKENS, Probe
 from ..doctor.runner import DEFAULT_TIMEOUT_S
 from ..errors import ConfigError
 from ..provider import Config, Provider, default_config_path, load_config, parse_config
@@ -51,7 +51,7 @@ def resolve_provider(
 
 def _progress(step: int, probe: Probe, result: ProbeResult | None) -> None:
     if result is None:
-        click.echo(f"[{step}/{MAX_PROBES}] {probe.name}: {probe.title} ... ", nl=False, err=True)
+        click.echo(f"[{step}] {probe.name}: {probe.title} ... ", nl=False, err=True)
     else:
         click.echo(f"{result.answer()} ({result.elapsed_s:.2f} s)", err=True)
 

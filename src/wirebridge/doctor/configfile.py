@@ -48,7 +48,7 @@ def merge_provider(text: str, rec: Recommendation, *, where: str = "config") -> 
             if key in current and current[key] == value:
                 continue  # already right: keep the user's line and comment
             current[key] = toml_item(value, rec.reasons.get(key))
-    merged = tomlkit.dumps(doc)
+    merged = tomlkit.dumps(doc).rstrip() + "\n"  # the table's closing blank line, at the end
     try:
         parse_config(tomllib.loads(merged))  # never write what `serve` would refuse
     except tomllib.TOMLDecodeError as exc:  # pragma: no cover - tomlkit wrote it

@@ -281,6 +281,11 @@ class ProbeResult:
                 return f"HTTP {self.status} {kind}: one chat.completion, not a stream"
             if self.timed_out:
                 return f"HTTP {self.status}, no chunk before the timeout ({self.error})"
+            if obs.unparseable:
+                return (
+                    f"HTTP {self.status} {kind}: {obs.unparseable} events, none a JSON chunk: "
+                    f"{body}"
+                )
             return f"HTTP {self.status} {kind}, not an event stream: {body or '(empty body)'}"
         if self.timed_out:
             return f"HTTP {self.status}, {obs.chunks} chunks, then silence ({self.error})"
