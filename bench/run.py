@@ -83,7 +83,7 @@ def server_available() -> str | None:
     """None if `wirebridge serve` can run, else why not."""
     try:
         out = subprocess.run(
-            [sys.executable, "-m", "wirebridge.cli", "serve", "--help"],
+            [str(Path(sys.executable).parent / "wirebridge"), "serve", "--help"],
             capture_output=True,
             text=True,
             timeout=30,
