@@ -2,19 +2,21 @@
 
 Both start `wirebridge serve --upstream <the fast upstream> --port P` as a subprocess on
 127.0.0.1, with model names passing through, so a Responses request for model `text-N` makes the
-upstream stream the `text-N` body (see `workload`). Clients here read raw bytes with httpx and
-split lines, without JSON parsing, so the client costs as little as it can and the figures are
-the server's.
+upstream stream the `text-N` body (see `workload`). Clients read raw bytes and split lines,
+without JSON parsing, so the client costs as little as it can and the figures are the server's.
 
-- bridge: time to first byte and time to the first text delta, reading the upstream's Chat stream
-  directly against reading `/v1/responses` through the bridge, one request at a time, the two
-  interleaved, new connections for both (the upstream closes each); the difference of the
-  percentiles is the added latency. Then one long stream (`text-50000`): relayed events/s by
-  wall clock and per second of the server's CPU (from /proc/PID/stat), i.e. per core.
-- concurrency: N streams started together (100, 500, 1,000), each in its own connection, through
-  a fresh server process per N (VmHWM only grows): errors (any non-200, exception or stream
-  without `response.completed`), p50/p99 TTFB, wall time, and the server's peak RSS over its idle
-  RSS, per stream.
+- bridge: time to first byte and to the first text delta, reading the upstream's Chat stream
+  directly against reading `/v1/responses` through the bridge (httpx), one request at a time,
+  the two interleaved, each over a kept-alive connection (as SDK clients do; the bridge pools its
+  upstream connections too); the difference of the percentiles is the added latency. Then one
+  long stream (`text-50000`): relayed events/s by wall clock and per second of the server's CPU
+  (utime + stime from /proc/PID/stat), i.e. per core.
+- concurrency: N streams started together (100, 500, 1,000), each on a new connection, through
+  a fresh server process per N (VmHWM only grows), read with a bare asyncio socket client (httpx
+  costs ~1 ms per request, which at 1,000 streams would be most of what is measured): errors
+  (any exception, non-200 or stream without `response.completed`; must be 0), TTFB and
+  first-delta percentiles, and the server's peak RSS over its idle RSS, per stream. The same
+  burst read from the upstream directly gives the machine's own latency for comparison.
 """
 
 from __future__ import annotations
@@ -77,8 +79,9 @@ class Server(procs.Child):
         return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
-def _fresh_client(connections: int = 1) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=0)
+def _keepalive_client() -> httpx.AsyncClient:
+    """One pooled connection per host, reused: how the SDKs and Codex talk to a server."""
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     return httpx.AsyncClient(timeout=httpx.Timeout(60), limits=limits)
 
 
@@ -157,7 +160,7 @@ async def bridge(upstream: procs.Upstream, quick: bool) -> dict[str, Any]:
     spec = "text-20"
     direct: dict[str, list[float]] = {"ttfb": [], "ttfd": []}
     bridged: dict[str, list[float]] = {"ttfb": [], "ttfd": []}
-    async with Server(upstream.base_url) as server, _fresh_client() as http:
+    async with Server(upstream.base_url) as server, _keepalive_client() as http:
         chat_url, chat_body = chat_request(upstream.base_url, spec)
         resp_url, resp_body = responses_request(server.url, spec)
         for _ in range(10):  # warm up both paths
