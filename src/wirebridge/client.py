@@ -85,7 +85,7 @@ class Client:
 
     async def stream(
         self, prompt: Prompt | ChatRequest, *, model: str | None = None
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Events of one turn; raises the errors of `wirebridge.errors`.
 
         Break out early with `contextlib.aclosing(client.stream(p))` (or `await it.aclose()`)
