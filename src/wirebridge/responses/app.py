@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import anyio
 import httpx
@@ -34,7 +34,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..chat.request import ChatRequest, prepare_chat_request
@@ -122,7 +122,7 @@ class Bridge:
             await http.aclose()
         self._clients.clear()
         if self.settings.store is not None:
-            await self.settings.store.aclose()
+            await self.settings.store.close()
 
     def reasoning_summary(self, request: ResponsesRequest) -> bool:
         mode = self.settings.reasoning_summary
@@ -185,7 +185,7 @@ class Bridge:
             reasoning_summary=self.reasoning_summary(request),
         )
         turn = _Turn(self, request, encoder, provider, send, state)
-        events = cast(AsyncGenerator[Event, None], self.client(provider).stream(chat))
+        events: AsyncIterator[Event] = self.client(provider).stream(chat)
         try:
             async with anyio.create_task_group() as tg:
 
@@ -207,7 +207,9 @@ class Bridge:
                 tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT_S):
-                await events.aclose()
+                aclose = getattr(events, "aclose", None)  # closes the upstream connection
+                if aclose is not None:
+                    await aclose()
 
 
 class _Turn:
@@ -363,8 +365,13 @@ def create_app(
     *,
     clock: Callable[[], float] = time.time,
     new_id: IdFactory = random_id,
+    extra_routes: Sequence[BaseRoute] = (),
 ) -> ASGIApp:
-    """The whole server as one ASGI app (auth and access log included)."""
+    """The whole server as one ASGI app (auth and access log included).
+
+    `extra_routes` are served behind the same auth and access log (e.g. the stored-response
+    endpoints); they reach the bridge, and so the store, as `request.app.state.bridge`.
+    """
     bridge = Bridge(settings, clock=clock, new_id=new_id)
 
     async def healthz(request: Request) -> Response:
@@ -399,6 +406,7 @@ def create_app(
         Route("/models", models, methods=["GET"]),
         Route("/v1/responses", responses, methods=["POST"]),
         Route("/responses", responses, methods=["POST"]),  # base_url without /v1
+        *extra_routes,
     ]
     app = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}

@@ -6,7 +6,8 @@ front of it); `record_response` is handed every finished response (completed, in
 failed) so a store can keep it. Without a store, `previous_response_id` is a 400 naming that param
 (the bridge keeps no state of its own), and finished responses are dropped.
 
-`ResponseStore` is the whole interface a backend (issue 6: SQLite, PostgreSQL) has to provide.
+`ResponseStore` is the part of `wirebridge.store.Store` (issue 6: SQLite, PostgreSQL) the handler
+uses; it is duck-typed so the server does not import a database driver unless `--store` is given.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from __future__ import annotations
 import importlib
 import logging
 import re
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
-from ..items import Item
+from ..errors import InputError
+from ..items import Item, dump_item, parse_items
 from .errors import ApiError
 from .request import ResponsesRequest
 
@@ -25,25 +26,18 @@ JSON = dict[str, Any]
 log = logging.getLogger("wirebridge.server")
 
 
-@dataclass(slots=True)
-class FinishedResponse:
-    """What a store keeps of one turn."""
-
-    response: JSON  # the final Response object, as sent to the client (status, output, usage)
-    input_items: list[Item]  # this request's own `input` (without the stored chain)
-    previous_response_id: str | None
-    store: bool  # the client's `store` flag (the API's default: true)
-
-
-@runtime_checkable
 class ResponseStore(Protocol):
-    async def history(self, response_id: str) -> list[Item] | None:
-        """The chain ending at `response_id` (its inputs and outputs, in order); None if unknown."""
+    async def load_chain(self, previous_response_id: str) -> list[JSON]:
+        """The items the id stands for (each response's inputs, then outputs, root first).
 
-    async def save(self, finished: FinishedResponse) -> None:
-        """Keep a finished response (called only when the client asked for `store`)."""
+        Raises an error whose `param` is `previous_response_id` when it is unknown."""
+        ...
 
-    async def aclose(self) -> None: ...
+    async def save(self, record: Any) -> Any:
+        """Keep a finished response (a `wirebridge.store.StoredResponse`)."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 async def resolve_history(request: ResponsesRequest, store: ResponseStore | None) -> list[Item]:
@@ -58,14 +52,21 @@ async def resolve_history(request: ResponsesRequest, store: ResponseStore | None
             param="previous_response_id",
             code="previous_response_not_found",
         )
-    chain = await store.history(previous)
-    if chain is None:
-        raise ApiError.invalid(
-            f"Previous response with id {previous!r} not found.",
-            param="previous_response_id",
-            code="previous_response_not_found",
-        )
-    return [*chain, *request.items]
+    try:
+        chain = await store.load_chain(previous)
+    except Exception as exc:
+        if getattr(exc, "param", None) == "previous_response_id":
+            raise ApiError.invalid(
+                str(exc), param="previous_response_id", code="previous_response_not_found"
+            ) from None
+        raise
+    try:
+        stored = parse_items(chain)
+    except InputError as exc:  # our own records: a failure here is the store's, not the client's
+        raise ApiError(
+            500, f"stored history of {previous!r} is unreadable: {exc}", "server_error"
+        ) from None
+    return [*stored, *request.items]
 
 
 async def record_response(
@@ -74,9 +75,20 @@ async def record_response(
     """Hand a finished response to the store (if any, and if the client asked to store it)."""
     if store is None or not request.store:
         return
-    await store.save(
-        FinishedResponse(response, request.items, request.previous_response_id, request.store)
+    # Imported here: only a bridge started with --store has the store package loaded.
+    stored_response = importlib.import_module("wirebridge.store").StoredResponse
+    record = stored_response(
+        id=response["id"],
+        created_at=int(response["created_at"]),
+        model=response["model"],
+        status=response["status"],
+        previous_response_id=request.previous_response_id,
+        input_items=tuple(dump_item(item) for item in request.items),
+        output_items=tuple(response["output"]),
+        usage=response.get("usage"),
+        response=response,
     )
+    await store.save(record)
 
 
 def redact_url(url: str) -> str:
@@ -90,7 +102,7 @@ async def open_store(url: str) -> ResponseStore | None:
         opener = importlib.import_module("wirebridge.store").open_store
     except (ImportError, AttributeError):
         log.warning(
-            "--store %s: this build has no response store yet; previous_response_id is refused",
+            "--store %s: this build has no response store; previous_response_id is refused",
             redact_url(url),
         )
         return None
