@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -433,3 +434,27 @@ async def test_exec_stops_quietly_when_the_reader_goes_away(
         )
     assert result.stdout == b"x"
     assert "Traceback" not in err(result) and "Exception ignored" not in err(result)
+
+
+async def test_exec_ctrl_c_exits_130_and_drops_the_upstream(
+    upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    first = OK_BODY.index(b"\n\n", OK_BODY.index(b"\n\n") + 2) + 2
+    upstream.push(Reply(OK_BODY, stall_after=first))  # "Hel", then silence
+    write_config(tmp_path, scripted_provider(upstream, stream_idle_timeout_ms=30_000))
+    args = [*COMMAND, "exec", "--provider", "scripted", "-m", "m", "q"]
+    with anyio.fail_after(CLI_TIMEOUT_S):
+        async with await anyio.open_process(
+            args, stdin=subprocess.DEVNULL, env=cli_env(tmp_path)
+        ) as process:
+            assert process.stdout is not None and process.stderr is not None
+            shown = b""
+            while b"Hel" not in shown:  # the answer is streaming: interrupt it
+                shown += await process.stdout.receive()
+            assert not upstream.closed.is_set()
+            process.send_signal(signal.SIGINT)
+            code = await process.wait()
+            errors = b"".join([chunk async for chunk in process.stderr])
+            await upstream.closed.wait()
+    assert code == 130
+    assert errors.decode().strip() == "error: interrupted"

@@ -508,3 +508,37 @@ async def test_scripted_upstream_is_reusable_across_loops() -> None:
     """A fresh upstream per test: its `closed` event binds to the running loop lazily."""
     async with ScriptedUpstream([Reply(OK_BODY)]) as up, client(up) as c:
         assert text_of(await collect(c)) == ["Hel", "lo"]
+
+
+async def test_slow_first_answer_is_retried_as_a_connection_failure(
+    upstream: ScriptedUpstream,
+) -> None:
+    """No status line within the idle timeout: a failure before the body, so it retries."""
+    upstream.push(Reply(OK_BODY, head_delay_s=1.0), Reply(OK_BODY))
+    sleeps = Sleeps()
+    async with client(upstream, sleeps, stream_idle_timeout_ms=150, request_max_retries=1) as c:
+        assert text_of(await collect(c)) == ["Hel", "lo"]
+    assert len(upstream.requests) == 2 and sleeps.delays == [0.2]
+
+
+async def test_no_answer_at_all_names_the_idle_timeout(upstream: ScriptedUpstream) -> None:
+    upstream.default = Reply(OK_BODY, head_delay_s=1.0)
+    async with client(upstream, stream_idle_timeout_ms=150, request_max_retries=1) as c:
+        with pytest.raises(UpstreamUnreachableError) as info:
+            await collect(c)
+    assert "no response within 150 ms" in str(info.value) and "2 attempts" in str(info.value)
+
+
+async def test_keepalives_after_finish_do_not_extend_the_grace(
+    upstream: ScriptedUpstream,
+) -> None:
+    """A server that pings forever after finish_reason still completes after the grace."""
+    body = text_body(["Hi"], done=False)
+    pings = [b": ping\n\n"] * 100
+    upstream.push(Reply(body, pieces=[body, *pings], drip_s=0.02))
+    async with client(upstream, stream_idle_timeout_ms=1_000, finish_grace_s=0.1) as c:
+        start = anyio.current_time()
+        events = await collect(c)
+        elapsed = anyio.current_time() - start
+    assert events[-1]["type"] == "completed"
+    assert elapsed < 1.0  # not the 2 s of pings, nor the idle timeout

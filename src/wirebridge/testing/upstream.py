@@ -48,6 +48,7 @@ class Reply:
     stall_after: int | None = None  # after this many body bytes, go silent (connection held)
     disconnect_after: int | None = None  # after this many body bytes, drop the connection
     seed: int = 0
+    head_delay_s: float = 0.0  # wait this long before the status line (a server slow to answer)
 
 
 @dataclass
@@ -149,6 +150,13 @@ class ScriptedUpstream:
     async def _answer(
         self, reply: Reply, writer: asyncio.StreamWriter, reader: asyncio.StreamReader
     ) -> None:
+        if reply.head_delay_s:
+            try:  # dawdle, but notice a client that gives up meanwhile
+                early = await asyncio.wait_for(reader.read(1), reply.head_delay_s)
+            except asyncio.TimeoutError:
+                early = None
+            if early == b"":
+                return
         status_line = f"HTTP/1.1 {reply.status} {STATUS_TEXT.get(reply.status, 'Status')}\r\n"
         head = [status_line, f"Content-Type: {reply.content_type}\r\n", "Connection: close\r\n"]
         head += [f"{k}: {v}\r\n" for k, v in reply.headers.items()]
