@@ -153,7 +153,7 @@ class ScriptedUpstream:
         if reply.head_delay_s:
             try:  # dawdle, but notice a client that gives up meanwhile
                 early = await asyncio.wait_for(reader.read(1), reply.head_delay_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 early = None
             if early == b"":
                 return
