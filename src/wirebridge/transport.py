@@ -31,7 +31,7 @@ from .errors import (
     excerpt,
 )
 from .provider import Provider
-from .retry import MAX_RETRY_AFTER_S, decide
+from .retry import MAX_RETRY_AFTER_S, decide, retry_after
 
 log = logging.getLogger("wirebridge.transport")
 USER_AGENT = f"wirebridge/{__version__} python-httpx/{httpx.__version__}"
@@ -254,7 +254,8 @@ async def open_stream(
                 f"gave up after {_attempts(attempt)} (request_max_retries = {max_retries}): "
                 f"upstream answered {where}: {shown_body}"
             )
-        asked = decision.delay if decision.reason == "retry_after_too_long" else None
+        # The server's own wait, whenever it named one: the bridge passes it on (Retry-After).
+        asked = retry_after(response.headers, clock())
         raise RetryLimitError(status, message, body=text, request_id=rid, retry_after=asked)
 
 
