@@ -542,3 +542,22 @@ async def test_keepalives_after_finish_do_not_extend_the_grace(
         elapsed = anyio.current_time() - start
     assert events[-1]["type"] == "completed"
     assert elapsed < 1.0  # not the 2 s of pings, nor the idle timeout
+
+
+async def test_a_huge_line_in_small_writes_arrives_whole(upstream: ScriptedUpstream) -> None:
+    big = "ü" * 1_000_000  # 2 MB of UTF-8 in one SSE line, cut mid-character by the writes
+    body = sse_body([chat_chunk({"content": big}), chat_chunk({}, finish_reason="stop")])
+    upstream.push(Reply(body, split=(30_000, 70_000), seed=7))
+    async with client(upstream) as c:
+        events = await collect(c)
+    assert text_of(events) == [big]
+
+
+def test_redact_url_drops_userinfo_and_secret_query_values() -> None:
+    from wirebridge.transport import redact_url
+
+    shown = redact_url("https://user:pw@example.test:8443/v1/chat/completions?x=1", {"key": "k1"})
+    assert shown == "https://example.test:8443/v1/chat/completions?x=1&key=***"
+    assert redact_url("http://127.0.0.1:8080/v1/chat/completions") == (
+        "http://127.0.0.1:8080/v1/chat/completions"
+    )
