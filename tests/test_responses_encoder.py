@@ -113,7 +113,7 @@ def test_text_answer_streams_the_full_event_sequence() -> None:
     assert final["status"] == "completed"
     assert final["output"][0]["content"][0]["text"] == "Hello"
     assert final["output"][0]["status"] == "completed"
-    assert encoder.finished and encoder.response is wire[-1]["response"] or True
+    assert encoder.finished and encoder.response == final
     validate_response(final)
 
 
@@ -199,7 +199,11 @@ def test_custom_tool_call_streams_its_input() -> None:
     ]
     done = wire[-2]["item"]
     assert done["id"].startswith("ctc_")
-    assert (done["type"], done["call_id"], done["name"]) == ("custom_tool_call", "call_p", "apply_patch")
+    assert (done["type"], done["call_id"], done["name"]) == (
+        "custom_tool_call",
+        "call_p",
+        "apply_patch",
+    )
     assert done["input"] == "*** Begin Patch\n*** End Patch"
     assert wire[4]["input"] == done["input"]
 
@@ -326,7 +330,9 @@ def test_encrypted_content_travels_on_the_done_item() -> None:
 
 
 def test_other_items_are_added_then_done() -> None:
-    shell_call = LocalShellCall({"type": "exec", "command": ["ls"], "env": {}}, "completed", "call_l")
+    shell_call = LocalShellCall(
+        {"type": "exec", "command": ["ls"], "env": {}}, "completed", "call_l"
+    )
     wire, _ = encode([OutputItemDone(shell_call), Completed()])
     assert types(wire)[2:4] == ["response.output_item.added", "response.output_item.done"]
     assert wire[3]["item"]["call_id"] == "call_l"
@@ -363,9 +369,7 @@ deltas = st.lists(
     st.one_of(texts.map(OutputTextDelta), texts.map(ReasoningContentDelta)), max_size=12
 )
 calls = st.lists(
-    st.tuples(
-        st.booleans(), st.text(min_size=1, max_size=5), st.text(max_size=12), st.booleans()
-    ),
+    st.tuples(st.booleans(), st.text(min_size=1, max_size=5), st.text(max_size=12), st.booleans()),
     max_size=3,
 )
 

@@ -17,6 +17,7 @@ import sys
 
 import click
 
+from .. import __version__
 from ..errors import ConfigError
 from ..provider import Config, Provider, load_config
 from ..responses.app import (
@@ -157,11 +158,9 @@ def command(
         reasoning_summary=reasoning_summary,  # type: ignore[arg-type]
         store_url=store,
     )
-    shown = f"[{host}]" if ":" in host else host
     log.info(
-        "wirebridge serving http://%s:%d/v1/responses -> %s (%s)%s%s",
-        shown,
-        port,
+        "wirebridge %s: default provider %s (%s)%s%s",
+        __version__,
         default.name,
         default.base_url,
         f", {len(config.routes)} routed model(s)" if config.routes else "",

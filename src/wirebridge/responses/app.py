@@ -284,6 +284,7 @@ class _Turn:
         self.encoder.start()
         if first is not None:
             self.encoder.feed(first)
+        self.wake.set()  # created, in_progress and the first event go out now
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._sender)
             await self._produce(events)

@@ -164,7 +164,10 @@ class ResponsesRequest:
 
 
 def _param(path: str) -> str:
-    """msgspec's `$.text.format` / `$.tools[0]` -> the API's `text.format` / `tools[0]`."""
+    """msgspec's `$.text.format` / `$.tools[0]` -> the API's `text.format` / `tools[0]`.
+
+    A map value is reported as `[...]` (no key): the param is then the map itself."""
+    path = path.replace("[...]", "")
     return path[1:] if path.startswith(".") else path
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import logging
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ from starlette.types import ASGIApp
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
 DEFAULT_GRACE_S = 30.0
+BACKLOG = 2048
+
+log = logging.getLogger("wirebridge.server")
 
 
 def is_loopback(host: str) -> bool:
@@ -43,8 +47,14 @@ def bind_socket(host: str, port: int) -> socket.socket:
     except OSError:
         sock.close()
         raise
-    sock.set_inheritable(True)
+    # Listening now (uvicorn would only after the app's startup) means a client that connects
+    # early waits in the backlog instead of being refused, and port 0 has its number already.
+    sock.listen(BACKLOG)
     return sock
+
+
+def url_of(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _config(app: ASGIApp, grace_s: float | None) -> uvicorn.Config:
@@ -63,6 +73,7 @@ def _config(app: ASGIApp, grace_s: float | None) -> uvicorn.Config:
 def run(app: ASGIApp, host: str, port: int, *, grace_s: float | None = DEFAULT_GRACE_S) -> None:
     """Serve until SIGTERM/SIGINT (the command line)."""
     sock = bind_socket(host, port)
+    log.info("listening on %s/v1", url_of(host, sock.getsockname()[1]))
     uvicorn.Server(_config(app, grace_s)).run(sockets=[sock])
 
 
@@ -74,8 +85,7 @@ class RunningBridge:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return url_of(self.host, self.port)
 
     @property
     def base_url(self) -> str:
