@@ -8,9 +8,11 @@ answer after a replayed tool turn. Each quirk is one field, modelled on a real s
 
 - DeepSeek / Kimi: reasoning in `reasoning_content`; a replayed assistant tool-call message
   without `reasoning_content` is a 400 ("Missing `reasoning_content` field ...").
-- llama-cpp-python: ignores `stream_options.include_usage`; repeats id and name in every
+- llama-cpp-python: ignores `stream_options.include_usage`; makes no call for `tool_choice:
+  "required"` (its template handler prints the Hermes text); repeats id and name in every
   tool-call chunk and adds the legacy `function_call` next to `tool_calls` (see the captures in
-  /work/shared/fixtures/llamacpp/).
+  /work/shared/fixtures/llamacpp/); answers validation failures (role `developer`, assistant
+  `content: null`) with HTTP 500.
 - Qwen / sglang / llama.cpp `--reasoning-format none`: `<think>...</think>` inline; templates that
   open the block themselves send only the closing tag.
 - servers that 400 on role `developer`, that never send `[DONE]`, that reject unknown message
@@ -30,6 +32,7 @@ Reasoning = Literal[
     "none", "reasoning_content", "reasoning", "reasoning_details", "think", "preopened"
 ]
 THOUGHT = "The user wants a short answer."
+HERMES_TEXT = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
 USAGE = {"prompt_tokens": 21, "completion_tokens": 5, "total_tokens": 26}
 
 
@@ -38,12 +41,15 @@ class Quirks:
     usage: Literal["honour", "ignore", "reject"] = "honour"
     done: bool = True
     developer: bool = True  # role "developer" accepted
+    reject_status: int = 400  # the status of a validation failure (llama-cpp-python: 500)
+    assistant_content_null: bool = True  # `content: null` next to tool_calls accepted
     reasoning: Reasoning = "none"
     replay_requires: str | None = None  # field an assistant tool-call message must carry
     strict_messages: bool = False  # 400 on any field a message does not define
     tool_index: bool = True
     repeat_id_name: bool = False
     legacy_function_call: bool = False
+    required_honoured: bool = True  # tool_choice "required" makes a call
     parallel: bool = True
     named_honoured: bool = True
     tool_finish: str = "tool_calls"
@@ -61,13 +67,19 @@ def _check(q: Quirks, body: dict[str, Any]) -> Reply | None:
     """The 400s a strict or quirky server gives before it generates anything."""
     if q.usage == "reject" and "stream_options" in body:
         return error_reply("stream_options: Extra inputs are not permitted")
+    status = q.reject_status
     for i, message in enumerate(body["messages"]):
         if message["role"] == "developer" and not q.developer:
-            return error_reply("Unexpected message role: developer")
+            return error_reply("Unexpected message role: developer", status)
+        content_null = message["role"] == "assistant" and message.get("content", "") is None
+        if content_null and not q.assistant_content_null:
+            return error_reply(f"messages.{i}.content: Input should be a valid string", status)
         if q.strict_messages:
             extra = sorted(set(message) - _MESSAGE_FIELDS)
             if extra:
-                return error_reply(f"messages.{i}.{extra[0]}: Extra inputs are not permitted")
+                return error_reply(
+                    f"messages.{i}.{extra[0]}: Extra inputs are not permitted", status
+                )
         if (
             q.replay_requires
             and message["role"] == "assistant"
@@ -76,7 +88,8 @@ def _check(q: Quirks, body: dict[str, Any]) -> Reply | None:
         ):
             return error_reply(
                 f"Missing `{q.replay_requires}` field in the assistant message at message "
-                f"index {i}. For more information, please refer to the thinking-mode guide."
+                f"index {i}. For more information, please refer to the thinking-mode guide.",
+                status,
             )
     return None
 
@@ -135,7 +148,10 @@ def respond(q: Quirks, request: SeenRequest) -> Reply:
     chunks: list[dict[str, Any]] = [chat_chunk({"role": "assistant", "content": ""})]
     chunks += _reasoning_chunks(q)
     replayed = any(m["role"] == "tool" for m in body["messages"])
-    if body.get("tools") and body.get("tool_choice") and not replayed:
+    choice = body.get("tool_choice")
+    if choice == "required" and not q.required_honoured:
+        chunks += [chat_chunk({"content": HERMES_TEXT}), chat_chunk({}, finish_reason="stop")]
+    elif body.get("tools") and choice and not replayed:
         chunks += _tool_chunks(q, _calls_for(q, body))
         chunks.append(chat_chunk({}, finish_reason=q.tool_finish))
     else:
@@ -154,12 +170,16 @@ def script(q: Quirks) -> Script:
 
 STANDARD = Quirks()
 DEEPSEEK = Quirks(reasoning="reasoning_content", replay_requires="reasoning_content")
+# As the real llama-cpp-python 0.3.36 behaves (tests/interop/test_doctor_llamacpp.py): pydantic
+# validation failures are HTTP 500, and its request model types assistant content as a string.
 LLAMA_CPP_PYTHON = Quirks(
     usage="ignore",
+    developer=False,
+    reject_status=500,
+    assistant_content_null=False,
+    required_honoured=False,
     repeat_id_name=True,
     legacy_function_call=True,
-    parallel=False,
-    developer=False,
 )
 QWEN = Quirks(reasoning="think", tool_finish="stop")
 PREOPENED = Quirks(reasoning="preopened")

@@ -133,27 +133,53 @@ async def test_deepseek_like_server_rejecting_reasoning_field_falls_back_to_reas
     assert diagnosis.recommendation.table["reasoning_field"] == "reasoning_content"
 
 
+LLAMA_CPP_PYTHON_REPLAY_400 = (
+    'HTTP 500: {"error": {"message": "messages.2.content: Input should be a valid string", '
+    '"type": "invalid_request_error", "param": null}}'
+)
+
+
 async def test_llama_cpp_python_like_usage_ignored_ids_repeated_legacy_function_call() -> None:
+    """The profile of the real llama-cpp-python 0.3.36 (the interop test pins the same)."""
     async with serving(profiles.LLAMA_CPP_PYTHON) as up:
         diagnosis = await run(up)
     assert findings(diagnosis) == {
         **STANDARD,
         "include_usage": ("warn", {"accepted": True, "honoured": False}),
         "developer_role": ("warn", False),
-        "tool_parallel": ("warn", {"calls": 1}),
+        "tool_required": ("fail", {"calls": 0}),
+        "tool_parallel": ("warn", {"calls": 0}),
         "tool_id_repeated": ("info", True),
         "tool_name_repeated": ("info", True),
         "legacy_function_call": ("info", True),
+        "replay": (
+            "fail",
+            {
+                "field": None,
+                "rejected": dict.fromkeys(
+                    ["reasoning", "reasoning_content", "none"], LLAMA_CPP_PYTHON_REPLAY_400
+                ),
+            },
+        ),
     }
+    assert diagnosis.finding("tool_required").summary.startswith(
+        'no call: answered text instead (\'<tool_call> {"name": "get_weather"'
+    )
+    assert diagnosis.finding("replay").summary == (
+        "rejected every way (reasoning, reasoning_content, no reasoning); the first answer: "
+        + LLAMA_CPP_PYTHON_REPLAY_400
+    )
     assert render_toml(diagnosis.recommendation) == toml(
         up.base_url,
-        developer_role='"system"  # role "developer" rejected: HTTP 400',
+        developer_role='"system"  # role "developer" rejected: HTTP 500',
+        reasoning_field='"reasoning"  # not determined; current value kept',
         include_usage="false  # stream_options accepted but no usage chunk came",
     )
     assert "Unexpected message role: developer" in diagnosis.finding("developer_role").summary
     # Once usage proved useless, later probes stop asking for it (one variable per probe).
     assert "stream_options" in up.requests[0].json
     assert all("stream_options" not in r.json for r in up.requests[1:])
+    assert len(up.requests) == 8
 
 
 async def test_qwen_like_inline_think_tags_mean_think_tags_on() -> None:
@@ -450,3 +476,12 @@ async def test_not_http_at_all_is_a_connection_failure_finding() -> None:
     streaming = diagnosis.finding("streaming")
     assert streaming.status == "fail"
     assert streaming.summary.startswith("does not work: connection failed: ")
+
+
+async def test_runaway_stream_is_cut_at_the_byte_cap() -> None:
+    chunk = sse_body([chat_chunk({"content": "x" * 1000})], done=False)
+    diagnosis = await lone_reply(Reply(chunk * 3000))  # ~3.2 MB, never finishing
+    first = diagnosis.results[0]
+    assert first.truncated
+    assert first.observation.body_bytes < 3 << 20
+    assert diagnosis.finding("streaming").summary.endswith("with no end in sight (stopped reading)")

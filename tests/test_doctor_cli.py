@@ -71,12 +71,14 @@ async def test_console_script_prints_json_findings_and_a_progress_line_per_probe
         "tool_parallel",
         "tool_named",
         "replay_reasoning",
+        "replay_reasoning_content",
+        "replay_none",
     ]
     lines = done.stderr.decode().splitlines()
-    assert len(lines) == len(up.requests) == 6
+    assert len(lines) == len(up.requests) == 8
     assert lines[0].startswith("[1] stream: streaming, [DONE], finish_reason")
     assert "HTTP 200, 4 chunks (" in lines[0]
-    assert lines[1].startswith("[2] developer: developer role ... HTTP 400: ")
+    assert lines[1].startswith("[2] developer: developer role ... HTTP 500: ")
 
 
 async def test_write_merges_into_the_config_keeping_comments_and_other_settings(
@@ -121,7 +123,7 @@ async def test_write_merges_into_the_config_keeping_comments_and_other_settings(
         "# headers for the proxy\n"
         'http_headers = { X-Team = "blue" }\n'
         'reasoning_field = "reasoning"  # mine, kept\n'
-        'developer_role = "system"  # role "developer" rejected: HTTP 400\n'
+        'developer_role = "system"  # role "developer" rejected: HTTP 500\n'
         "include_usage = false  # stream_options accepted but no usage chunk came\n"
         'think_tags = "off"  # no inline <think> tags in the content\n'
         "\n"

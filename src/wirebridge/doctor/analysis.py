@@ -490,7 +490,10 @@ class _Analysis:
         last = tried[-1][1]
         if not last.rejected:
             return Finding("replay", "fail", f"probe failed: {last.answer()}", value)
-        return Finding("replay", "fail", f"rejected every way: {before}", value)
+        ways = ", ".join(_field_words(f) for f in rejected)
+        first = next(iter(rejected.values()))
+        summary = f"rejected every way ({ways}); the first answer: {first}"
+        return Finding("replay", "fail", summary, value)
 
     def latency(self) -> Finding:
         result = self._stream_result()

@@ -289,6 +289,11 @@ class ProbeResult:
             return f"HTTP {self.status} {kind}, not an event stream: {body or '(empty body)'}"
         if self.timed_out:
             return f"HTTP {self.status}, {obs.chunks} chunks, then silence ({self.error})"
+        if self.truncated and not obs.finished:
+            return (
+                f"HTTP {self.status}, {obs.chunks} chunks in {obs.body_bytes} bytes "
+                "with no end in sight (stopped reading)"
+            )
         if not obs.finished:
             return (
                 f"HTTP {self.status}, {obs.chunks} chunks, then the stream ended "
