@@ -329,3 +329,19 @@ def test_profiles_module_answers_deepseek_replay_without_reasoning_content_with_
         profiles.DEEPSEEK, SeenRequest("POST", "/", {}, json.dumps(body).encode())
     )
     assert reply.status == 400 and b"Missing `reasoning_content` field" in reply.body
+
+
+def test_merge_leaves_undetermined_options_of_an_existing_table_alone() -> None:
+    rec = Recommendation(
+        "box",
+        {"base_url": "http://127.0.0.1:8080/v1", "reasoning_field": "reasoning"},
+        {"reasoning_field": "not determined; current value kept"},
+        ["reasoning_field"],
+    )
+    text = '[model_providers.box]\nbase_url = "http://127.0.0.1:8080/v1"\n'
+    assert merge_provider(text, rec) == text
+    assert merge_provider("", rec) == (
+        "[model_providers.box]\n"
+        'base_url = "http://127.0.0.1:8080/v1"\n'
+        'reasoning_field = "reasoning"  # not determined; current value kept\n'
+    )

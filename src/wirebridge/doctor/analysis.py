@@ -63,9 +63,15 @@ class Recommendation:
     name: str
     table: dict[str, Any]
     reasons: dict[str, str] = field(default_factory=dict)
+    undetermined: list[str] = field(default_factory=list)  # options no probe settled
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "table": self.table, "reasons": self.reasons}
+        return {
+            "name": self.name,
+            "table": self.table,
+            "reasons": self.reasons,
+            "undetermined": self.undetermined,
+        }
 
 
 @dataclass
@@ -526,6 +532,7 @@ class _Analysis:
         if p.env_key:
             table["env_key"] = p.env_key
         reasons: dict[str, str] = {}
+        undetermined = []
         for option in OPTION_KEYS:
             if option in self.options:
                 table[option] = self.options[option]
@@ -533,7 +540,8 @@ class _Analysis:
             else:
                 table[option] = getattr(p, option)
                 reasons[option] = "not determined; current value kept"
-        return Recommendation(p.name, table, reasons)
+                undetermined.append(option)
+        return Recommendation(p.name, table, reasons, undetermined)
 
 
 def _field_words(field: str) -> str:

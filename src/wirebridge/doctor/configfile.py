@@ -2,8 +2,10 @@
 
 `merge_provider` is text in, text out (tomlkit keeps comments, order and formatting): only the
 keys doctor recommends are set, and a key whose value is already right is left untouched with
-its own comment. The result is checked with the same loader `serve` uses before anything is
-written, and the file is replaced atomically, so a failed write never leaves half a config.
+its own comment. In a table that exists, options no probe settled are not written; a new table
+gets them all, since it replaces a built-in provider of the same name and must carry its values.
+The result is checked with the same loader `serve` uses before anything is written, and the
+file is replaced atomically, so a failed write never leaves half a config.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ def merge_provider(text: str, rec: Recommendation, *, where: str = "config") -> 
         raise ConfigError(f"{where}: model_providers.{rec.name} must be a table")
     else:
         for key, value in rec.table.items():
+            if key in rec.undetermined:
+                continue  # no probe settled it: the user's table (or the default) stands
             if key in current and current[key] == value:
                 continue  # already right: keep the user's line and comment
             current[key] = toml_item(value, rec.reasons.get(key))

@@ -80,15 +80,6 @@ def _user(text: str) -> dict[str, Any]:
     return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
 
 
-def replay_field(probe_name: str) -> ReasoningField | None:
-    """`replay_reasoning_content` -> "reasoning_content"; None for other probes."""
-    if not probe_name.startswith("replay_"):
-        return None
-    field = probe_name.removeprefix("replay_")
-    assert field in ("reasoning", "reasoning_content", "none")
-    return field  # type: ignore[return-value]
-
-
 def reasoning_seen(results: dict[str, ProbeResult]) -> list[str]:
     """Reasoning fields seen on any probe, in order of first sight."""
     seen: list[str] = []
