@@ -1,0 +1,348 @@
+"""Real llama.cpp servers for the interop tests: build (once, cached), models, processes.
+
+- `ensure_built()` returns the cached artifacts of `scripts/build_llamacpp.sh` (llama-server, a
+  venv with llama-cpp-python[server], the Qwen2 vocab and Qwen2.5 template), running the script
+  when they are missing. The script locks, so concurrent callers build once.
+- `ensure_models()` writes the scripted GGUF models (see scripted_model.py) into the cache.
+- `ServerProcess` starts one server on a free loopback port, polls its health endpoint until it
+  answers (no fixed sleeps) and kills it on exit.
+
+Run as a script to build, write the models, start both servers on each and print their URLs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+import httpx
+
+try:  # imported as tests.interop.llamacpp (pytest) or run as a script
+    from . import scripted_model
+except ImportError:  # pragma: no cover
+    import scripted_model  # type: ignore[no-redef]
+
+LLAMACPP_PYTHON_VERSION = "0.3.36"
+REPO = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = REPO / "scripts" / "build_llamacpp.sh"
+VOCAB_NAME = "ggml-vocab-qwen2.gguf"
+TEMPLATE_NAME = "Qwen-Qwen2.5-7B-Instruct.jinja"
+CONTEXT = scripted_model.CONTEXT_LENGTH
+READY_TIMEOUT_S = 120.0
+THREADS = min(2, os.cpu_count() or 1)
+
+ServerKind = Literal["llama-server", "llama-cpp-python"]
+SERVER_KINDS: tuple[ServerKind, ...] = ("llama-server", "llama-cpp-python")
+
+
+class ToolchainMissing(RuntimeError):
+    """The machine cannot build the servers (no cmake, compiler or python venv)."""
+
+
+class BuildFailed(RuntimeError):
+    pass
+
+
+def cache_dir() -> Path:
+    override = os.environ.get("WIREBRIDGE_LLAMACPP_CACHE")
+    if override:
+        return Path(override)
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "wirebridge" / f"llamacpp-{LLAMACPP_PYTHON_VERSION}"
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    cache: Path
+    llama_server: Path
+    python: Path  # the venv's interpreter, for `python -m llama_cpp.server`
+    vocab: Path
+    template: Path
+
+    @classmethod
+    def at(cls, cache: Path) -> Artifacts:
+        return cls(
+            cache=cache,
+            llama_server=cache / "bin" / "llama-server",
+            python=cache / "venv" / "bin" / "python",
+            vocab=cache / "share" / VOCAB_NAME,
+            template=cache / "share" / TEMPLATE_NAME,
+        )
+
+    def complete(self) -> bool:
+        return (
+            os.access(self.llama_server, os.X_OK)
+            and (self.cache / "venv" / ".wirebridge-complete").exists()
+            and self.vocab.exists()
+            and self.template.exists()
+        )
+
+
+def missing_tools() -> list[str]:
+    return [t for t in ("cmake", "c++", "cc", "python3", "flock") if shutil.which(t) is None]
+
+
+def ensure_built(timeout_s: float = 3600.0) -> Artifacts:
+    """The cached artifacts, building them first if needed (~20 min on 2 cores, once)."""
+    artifacts = Artifacts.at(cache_dir())
+    if artifacts.complete():
+        return artifacts
+    missing = missing_tools()
+    if missing:
+        raise ToolchainMissing(
+            f"cannot build llama.cpp servers: missing {', '.join(missing)} "
+            f"(run `bash {BUILD_SCRIPT.relative_to(REPO)}` on a machine that has them)"
+        )
+    log = artifacts.cache.parent / f"{artifacts.cache.name}-pytest-build.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with log.open("wb") as out:
+        proc = subprocess.run(
+            ["bash", str(BUILD_SCRIPT), "all"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=timeout_s,
+            check=False,
+            env={**os.environ, "WIREBRIDGE_LLAMACPP_CACHE": str(artifacts.cache)},
+        )
+    if proc.returncode == 3:
+        raise ToolchainMissing(_tail(log))
+    if proc.returncode != 0 or not artifacts.complete():
+        raise BuildFailed(
+            f"{BUILD_SCRIPT.name} failed (exit {proc.returncode}) after "
+            f"{time.monotonic() - started:.0f} s; log {log}:\n{_tail(log)}"
+        )
+    return artifacts
+
+
+def ensure_models(artifacts: Artifacts) -> dict[str, Path]:
+    """Write (or reuse) the standard scripted models; name -> GGUF path."""
+    out = artifacts.cache / "models"
+    return {
+        s.name: scripted_model.write_model(s, artifacts.vocab, artifacts.template, out)
+        for s in scripted_model.STANDARD_SCRIPTS
+    }
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+class ServerProcess:
+    """One server on 127.0.0.1:port; `base_url` is its OpenAI root (`.../v1`)."""
+
+    def __init__(
+        self,
+        kind: ServerKind,
+        argv: Sequence[str],
+        port: int,
+        health_path: str,
+        alias: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.argv = list(argv)
+        self.port = port
+        self.health_path = health_path
+        self.alias = alias
+        self.env = env
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        self.root_url = f"http://127.0.0.1:{port}"
+        self.log_path = Path(tempfile.mkstemp(prefix=f"wirebridge-{kind}-", suffix=".log")[1])
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = READY_TIMEOUT_S) -> ServerProcess:
+        with self.log_path.open("wb") as log:
+            self._proc = subprocess.Popen(
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+                start_new_session=True,  # its own process group, killed as one at the end
+            )
+        try:
+            self._wait_ready(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        assert self._proc is not None
+        deadline = time.monotonic() + timeout_s
+        url = self.root_url + self.health_path
+        last = "no answer yet"
+        with httpx.Client(timeout=2.0) as http:
+            while True:
+                code = self._proc.poll()
+                if code is not None:
+                    raise RuntimeError(
+                        f"{self.kind} exited with {code} before it was ready; "
+                        f"log {self.log_path}:\n{_tail(self.log_path)}"
+                    )
+                try:
+                    resp = http.get(url)
+                    if resp.status_code == 200:
+                        return
+                    last = f"HTTP {resp.status_code}: {resp.text[:200]}"
+                except httpx.TransportError as exc:
+                    last = repr(exc)
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"{self.kind} not ready at {url} after {timeout_s:.0f} s ({last}); "
+                        f"log {self.log_path}:\n{_tail(self.log_path)}"
+                    )
+                # Poll again soon: a bounded wait on the process, which also notices its exit.
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._proc.wait(timeout=0.05)
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def llama_server(artifacts: Artifacts, model: Path, alias: str, port: int = 0) -> ServerProcess:
+    port = port or free_port()
+    argv = [
+        str(artifacts.llama_server),
+        "--model",
+        str(model),
+        "--alias",
+        alias,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ctx-size",
+        str(CONTEXT),
+        "--parallel",
+        "1",
+        "--threads",
+        str(THREADS),
+        "--jinja",
+        "--no-webui",
+    ]
+    return ServerProcess("llama-server", argv, port, "/health", alias)
+
+
+def llama_cpp_python(artifacts: Artifacts, model: Path, alias: str, port: int = 0) -> ServerProcess:
+    port = port or free_port()
+    argv = [
+        str(artifacts.python),
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(model),
+        "--model_alias",
+        alias,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        str(CONTEXT),
+        "--n_threads",
+        str(THREADS),
+        "--n_threads_batch",
+        str(THREADS),
+        # The default (true) keeps every prompt position's logits in an n_ctx x n_vocab array
+        # (20 GB virtual; 3.6 GB written by a 6,000-token prompt) and makes long prompts slow.
+        "--logits_all",
+        "false",
+    ]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    return ServerProcess("llama-cpp-python", argv, port, "/v1/models", alias, env=env)
+
+
+def start(kind: ServerKind, artifacts: Artifacts, model: Path, alias: str) -> ServerProcess:
+    factory = llama_server if kind == "llama-server" else llama_cpp_python
+    return factory(artifacts, model, alias).start()
+
+
+class ServerPool:
+    """Servers started on first use, one per (kind, script), all stopped by `close()`."""
+
+    def __init__(self, artifacts: Artifacts, models: dict[str, Path]) -> None:
+        self.artifacts = artifacts
+        self.models = models
+        self._servers: dict[tuple[ServerKind, str], ServerProcess] = {}
+
+    def get(self, kind: ServerKind, script: str) -> ServerProcess:
+        key = (kind, script)
+        if key not in self._servers:
+            self._servers[key] = start(kind, self.artifacts, self.models[script], script)
+        return self._servers[key]
+
+    def close(self) -> None:
+        while self._servers:
+            _, server = self._servers.popitem()
+            server.stop()
+
+
+@contextlib.contextmanager
+def pool() -> Iterator[ServerPool]:
+    artifacts = ensure_built()
+    servers = ServerPool(artifacts, ensure_models(artifacts))
+    try:
+        yield servers
+    finally:
+        servers.close()
+
+
+def main() -> None:
+    with pool() as servers:
+        for kind in SERVER_KINDS:
+            for script in servers.models:
+                server = servers.get(kind, script)
+                print(f"{kind} {script}: {server.base_url} (log {server.log_path})")
+        if sys.stdin.isatty():
+            input("servers are up; press Enter to stop them ")
+
+
+if __name__ == "__main__":
+    main()
