@@ -485,3 +485,24 @@ async def test_runaway_stream_is_cut_at_the_byte_cap() -> None:
     assert first.truncated
     assert first.observation.body_bytes < 3 << 20
     assert diagnosis.finding("streaming").summary.endswith("with no end in sight (stopped reading)")
+
+
+async def test_upstream_dying_mid_run_skips_the_rest_and_keeps_what_was_learnt() -> None:
+    async with serving(profiles.NO_DEVELOPER) as up:
+
+        def progress(step: int, probe: Any, result: Any) -> None:
+            if probe.name == "developer" and result is not None:
+                assert up._server is not None
+                up._server.close()  # stop listening now: the next connection is refused
+
+        provider = Provider(name="quirky", base_url=up.base_url)
+        diagnosis = await diagnose(provider, "m", timeout_s=5, progress=progress)
+    assert diagnosis.reachable
+    assert [r.probe for r in diagnosis.results] == ["stream", "developer", "tool_required"]
+    assert diagnosis.results[-1].unreachable
+    assert findings(diagnosis)["developer_role"] == ("warn", False)
+    assert diagnosis.recommendation.table["developer_role"] == "system"
+    assert diagnosis.finding("tool_required").summary.startswith(
+        "probe failed: could not connect to"
+    )
+    assert diagnosis.finding("replay").summary == "not probed: the upstream stopped answering"

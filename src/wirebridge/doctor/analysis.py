@@ -187,7 +187,9 @@ class _Analysis:
     def _not_run(self, key: str, what: str) -> Finding:
         if not self.streamed:
             return Finding(key, "skip", "not probed: streaming does not work")
-        return Finding(key, "skip", f"not probed: {what}")
+        if not what and any(r.unreachable for r in self.results.values()):
+            what = "the upstream stopped answering"
+        return Finding(key, "skip", f"not probed: {what}" if what else "not probed")
 
     # -- findings ----------------------------------------------------------------------------
 
@@ -472,7 +474,7 @@ class _Analysis:
             if f"replay_{f}" in self.results
         ]
         if not tried:
-            if any(n in self.results for n in TOOL_PROBES):
+            if all(n in self.results and self.results[n].rejected for n in TOOL_PROBES):
                 return self._not_run("replay", "every tool request was rejected")
             return self._not_run("replay", "")
         rejected = {f: r.answer() for f, r in tried if r.rejected}
