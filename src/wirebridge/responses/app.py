@@ -55,6 +55,7 @@ DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_CONCURRENT_STREAMS = 256
 SEND_HIGH_WATER_FRAMES = 4096  # frames buffered for a slow client before the producer waits
 CLOSE_TIMEOUT_S = 1.0
+UPSTREAM_KEEPALIVE = 32  # idle upstream connections kept per provider
 
 ReasoningSummaryMode = Literal["auto", "always", "never"]
 _SSE_HEADERS = [
@@ -102,7 +103,13 @@ class Bridge:
             limit = max(self.settings.max_concurrent_streams, 1)
             http = httpx.AsyncClient(
                 timeout=http_timeout(provider),
-                limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+                limits=httpx.Limits(
+                    max_connections=limit,
+                    # httpcore scans every pooled connection on each request and close (a
+                    # syscall per idle one: encode/httpx#3215); 1,000 idle ones made 1,000
+                    # concurrent streams cost 5x the CPU (bench/). Keep a few warm.
+                    max_keepalive_connections=min(limit, UPSTREAM_KEEPALIVE),
+                ),
             )
             client = Client(
                 provider, model="", http_client=http, finish_grace_s=self.settings.finish_grace_s
