@@ -45,21 +45,42 @@ class Run:
     events: int  # what the consumer yielded (events, chunks or parsed lines)
 
 
-Consumer = Callable[[str, str, workload.Expect], Awaitable[int]]
+class Clients:
+    """The consumers' clients, built once per section and outside every timing: building an
+    httpx client costs tens of milliseconds (its TLS context), more than a 1,000-chunk stream.
+    Each keeps its connection to the upstream alive between runs, as a long-lived client does."""
+
+    def __init__(self, base_url: str):
+        from openai import AsyncOpenAI
+
+        self.base_url = base_url
+        self.http = httpx.AsyncClient(timeout=60)
+        provider = Provider(base_url=base_url, request_max_retries=0, stream_max_retries=0)
+        self.wirebridge = Client(provider, model="", http_client=self.http)
+        self.openai = AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0)
+
+    async def __aenter__(self) -> Clients:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.wirebridge.aclose()
+        await self.http.aclose()
+        await self.openai.close()
 
 
-async def consume_wirebridge(base_url: str, spec: str, expect: workload.Expect) -> int:
-    provider = Provider(base_url=base_url, request_max_retries=0, stream_max_retries=0)
+Consumer = Callable[[Clients, str, workload.Expect], Awaitable[int]]
+
+
+async def consume_wirebridge(clients: Clients, spec: str, expect: workload.Expect) -> int:
     events = 0
     items: list[Any] = []
     completed = False
-    async with Client(provider, model=spec) as client:
-        async for event in client.stream(Prompt(input="benchmark")):
-            events += 1
-            if type(event) is OutputItemDone:
-                items.append(event.item)
-            elif type(event) is Completed:
-                completed = event.token_usage is not None
+    async for event in clients.wirebridge.stream(Prompt(input="benchmark"), model=spec):
+        events += 1
+        if type(event) is OutputItemDone:
+            items.append(event.item)
+        elif type(event) is Completed:
+            completed = event.token_usage is not None
     check_items(items, expect, completed)
     return events
 
@@ -85,61 +106,54 @@ def check_items(items: list[Any], expect: workload.Expect, completed: bool) -> N
         raise AssertionError(f"wirebridge decoded the body wrongly: {'; '.join(problems)}")
 
 
-async def consume_agents(base_url: str, spec: str, expect: workload.Expect) -> int:
+async def consume_agents(clients: Clients, spec: str, expect: workload.Expect) -> int:
     from agents.models.chatcmpl_stream_handler import ChatCmplStreamHandler
     from agents.models.fake_id import FAKE_RESPONSES_ID
-    from openai import AsyncOpenAI
     from openai.types.responses import Response
 
     events = 0
     final: Any = None
-    async with AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0) as client:
-        stream = await client.chat.completions.create(
-            model=spec, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
-        )
-        response = Response(  # as OpenAIChatCompletionsModel._fetch_response builds it
-            id=FAKE_RESPONSES_ID,
-            created_at=time.time(),
-            model=spec,
-            object="response",
-            output=[],
-            tool_choice="auto",
-            tools=[],
-            parallel_tool_calls=False,
-        )
-        async for event in ChatCmplStreamHandler.handle_stream(response, stream, model=spec):
-            events += 1
-            if event.type == "response.completed":
-                final = event.response
+    stream = await clients.openai.chat.completions.create(
+        model=spec, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    response = Response(  # as OpenAIChatCompletionsModel._fetch_response builds it
+        id=FAKE_RESPONSES_ID,
+        created_at=time.time(),
+        model=spec,
+        object="response",
+        output=[],
+        tool_choice="auto",
+        tools=[],
+        parallel_tool_calls=False,
+    )
+    async for event in ChatCmplStreamHandler.handle_stream(response, stream, model=spec):
+        events += 1
+        if event.type == "response.completed":
+            final = event.response
     calls = tuple(o.arguments for o in final.output if o.type == "function_call")
     if calls != expect.arguments:
         raise AssertionError("openai-agents rebuilt different tool-call arguments")
     return events
 
 
-async def consume_openai(base_url: str, spec: str, expect: workload.Expect) -> int:
-    from openai import AsyncOpenAI
-
+async def consume_openai(clients: Clients, spec: str, expect: workload.Expect) -> int:
     chunks = 0
-    async with AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0) as client:
-        stream = await client.chat.completions.create(
-            model=spec, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
-        )
-        async for _chunk in stream:
-            chunks += 1
+    stream = await clients.openai.chat.completions.create(
+        model=spec, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    async for _chunk in stream:
+        chunks += 1
     if chunks != expect.chunks:
         raise AssertionError(f"openai SDK saw {chunks} chunks, expected {expect.chunks}")
     return chunks
 
 
-async def consume_floor(base_url: str, spec: str, expect: workload.Expect) -> int:
+async def consume_floor(clients: Clients, spec: str, expect: workload.Expect) -> int:
     """The floor: bytes -> lines -> one json.loads per data line, nothing else."""
     parsed = 0
     body = {"model": spec, "messages": MESSAGES, "stream": True}
-    async with (
-        httpx.AsyncClient(timeout=60) as http,
-        http.stream("POST", f"{base_url}/chat/completions", json=body) as response,
-    ):
+    url = f"{clients.base_url}/chat/completions"
+    async with clients.http.stream("POST", url, json=body) as response:
         tail = b""
         async for raw in response.aiter_raw():
             lines = (tail + raw).split(b"\n")
@@ -153,15 +167,13 @@ async def consume_floor(base_url: str, spec: str, expect: workload.Expect) -> in
     return parsed
 
 
-async def consume_floor_msgspec(base_url: str, spec: str, expect: workload.Expect) -> int:
+async def consume_floor_msgspec(clients: Clients, spec: str, expect: workload.Expect) -> int:
     """The floor with wirebridge's JSON parser (msgspec) instead of json.loads: context only."""
     parsed = 0
     body = {"model": spec, "messages": MESSAGES, "stream": True}
     decode = msgspec.json.Decoder().decode
-    async with (
-        httpx.AsyncClient(timeout=60) as http,
-        http.stream("POST", f"{base_url}/chat/completions", json=body) as response,
-    ):
+    url = f"{clients.base_url}/chat/completions"
+    async with clients.http.stream("POST", url, json=body) as response:
         tail = b""
         async for raw in response.aiter_raw():
             lines = (tail + raw).split(b"\n")
@@ -175,7 +187,7 @@ async def consume_floor_msgspec(base_url: str, spec: str, expect: workload.Expec
     return parsed
 
 
-async def consume_core(base_url: str, spec: str, expect: workload.Expect) -> int:
+async def consume_core(clients: Clients, spec: str, expect: workload.Expect) -> int:
     """wirebridge's sans-I/O core alone (SSEParser + ChatStreamDecoder) on the body in memory,
     fed in 64 KiB pieces: what the decoding costs without sockets. Context only."""
     data, _ = workload.body(spec)
@@ -207,11 +219,11 @@ CONSUMERS: dict[str, Consumer] = {
 PEERS = ("openai-agents", "openai SDK", "floor")  # the issue's comparison; the rest is context
 
 
-async def measure(consumer: Consumer, base_url: str, spec: str) -> Run:
+async def measure(consumer: Consumer, clients: Clients, spec: str) -> Run:
     _, expect = workload.body(spec)
     gc.collect()
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    events = await consumer(base_url, spec, expect)
+    events = await consumer(clients, spec, expect)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     return Run(wall, cpu, expect.chunks, events)
 
@@ -219,11 +231,14 @@ async def measure(consumer: Consumer, base_url: str, spec: str) -> Run:
 async def run(base_url: str, chunks: int, repeats: int, names: list[str]) -> dict[str, Any]:
     spec = f"mix-{chunks}"
     body, _ = workload.body(spec)
-    await measure(CONSUMERS["floor"], base_url, spec)  # warm up: imports, upstream's body cache
     runs: dict[str, list[Run]] = {name: [] for name in names}
-    for _ in range(repeats):
-        for name in names:
-            runs[name].append(await measure(CONSUMERS[name], base_url, spec))
+    async with Clients(base_url) as clients:
+        await measure(CONSUMERS["floor"], clients, spec)  # warm up: the upstream builds the body
+        for name in names:  # and each client connects, imports, fills its caches
+            await measure(CONSUMERS[name], clients, "mix-1000")
+        for _ in range(repeats):
+            for name in names:
+                runs[name].append(await measure(CONSUMERS[name], clients, spec))
     rows = {}
     for name, rs in runs.items():
         best = min(rs, key=lambda r: r.wall_s)

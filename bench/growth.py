@@ -19,28 +19,30 @@ import tracemalloc
 from typing import Any
 
 import workload
-from decode import consume_wirebridge
+from decode import Clients, consume_wirebridge
 
 
-async def _timed(base_url: str, spec: str, repeats: int) -> float:
+async def _timed(clients: Clients, spec: str, repeats: int) -> tuple[float, float]:
+    """Best wall time and best CPU time (this process) of `repeats` runs."""
     _, expect = workload.body(spec)
-    best = float("inf")
+    wall = cpu = float("inf")
     for _ in range(repeats):
         gc.collect()
-        t0 = time.perf_counter()
-        await consume_wirebridge(base_url, spec, expect)
-        best = min(best, time.perf_counter() - t0)
-    return best
+        t0, c0 = time.perf_counter(), time.process_time()
+        await consume_wirebridge(clients, spec, expect)
+        wall = min(wall, time.perf_counter() - t0)
+        cpu = min(cpu, time.process_time() - c0)
+    return wall, cpu
 
 
-async def _peak(base_url: str, spec: str) -> int:
+async def _peak(clients: Clients, spec: str) -> int:
     _, expect = workload.body(spec)
     gc.collect()
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
         base, _ = tracemalloc.get_traced_memory()
-        await consume_wirebridge(base_url, spec, expect)
+        await consume_wirebridge(clients, spec, expect)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -62,24 +64,34 @@ def fit(xs: list[float], ys: list[float]) -> dict[str, float]:
 
 async def run(base_url: str, sizes: list[int], repeats: int) -> dict[str, Any]:
     points = []
-    for n in sizes:
-        spec = f"mix-{n}"
-        body, _ = workload.body(spec)
-        peak = await _peak(base_url, spec)  # first: it also makes the upstream build the body
-        wall = await _timed(base_url, spec, repeats)
-        points.append(
-            {
-                "chunks": n,
-                "bytes": len(body),
-                "wall_s": wall,
-                "us_per_chunk": wall / n * 1e6,
-                "peak_bytes": peak,
-                "peak_bytes_per_chunk": peak / n,
-                "peak_per_body_byte": peak / len(body),
-            }
-        )
+    async with Clients(base_url) as clients:
+        await _peak(clients, "mix-1000")  # warm up: connect, imports
+        for n in sizes:
+            spec = f"mix-{n}"
+            peak = await _peak(clients, spec)  # first: it also makes the upstream build the body
+            wall, cpu = await _timed(clients, spec, repeats)
+            points.append(_point(n, len(workload.body(spec)[0]), wall, cpu, peak))
+    return _fits(points)
+
+
+def _point(n: int, size: int, wall: float, cpu: float, peak: int) -> dict[str, Any]:
+    return {
+        "chunks": n,
+        "bytes": size,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "us_per_chunk": wall / n * 1e6,
+        "cpu_us_per_chunk": cpu / n * 1e6,
+        "peak_bytes": peak,
+        "peak_bytes_per_chunk": peak / n,
+        "peak_per_body_byte": peak / size,
+    }
+
+
+def _fits(points: list[dict[str, Any]]) -> dict[str, Any]:
     xs = [float(p["chunks"]) for p in points]
     time_fit = fit(xs, [p["wall_s"] for p in points])
+    cpu_fit = fit(xs, [p["cpu_s"] for p in points])
     mem_fit = fit(xs, [float(p["peak_bytes"]) for p in points])
     # Per-chunk cost of the largest size against the second-smallest (the smallest is dominated
     # by the fixed cost of a connection, which the fit's intercept absorbs).
@@ -92,12 +104,18 @@ async def run(base_url: str, sizes: list[int], repeats: int) -> dict[str, Any]:
             "intercept_ms": time_fit["intercept"] * 1e3,
             "r2": time_fit["r2"],
         },
+        "cpu_fit": {
+            "us_per_chunk": cpu_fit["slope"] * 1e6,
+            "intercept_ms": cpu_fit["intercept"] * 1e3,
+            "r2": cpu_fit["r2"],
+        },
         "memory_fit": {
             "bytes_per_chunk": mem_fit["slope"],
             "intercept_bytes": mem_fit["intercept"],
             "r2": mem_fit["r2"],
         },
         "per_chunk_time_largest_vs_ref": last["us_per_chunk"] / ref["us_per_chunk"],
+        "per_chunk_cpu_largest_vs_ref": last["cpu_us_per_chunk"] / ref["cpu_us_per_chunk"],
         "per_chunk_memory_largest_vs_ref": last["peak_bytes_per_chunk"]
         / ref["peak_bytes_per_chunk"],
         "ref_chunks": ref["chunks"],
@@ -107,24 +125,29 @@ async def run(base_url: str, sizes: list[int], repeats: int) -> dict[str, Any]:
 async def run_long_arguments(base_url: str, repeats: int) -> dict[str, Any]:
     """Issue 3: 1 MB / 10k fragments against 10 MB / 100k fragments."""
     small, large = "args-1000000-10000", "args-10000000-100000"
-    m_small = await _peak(base_url, small)  # first: the upstream builds the bodies
-    m_large = await _peak(base_url, large)
-    t_small = await _timed(base_url, small, repeats)
-    t_large = await _timed(base_url, large, repeats)
+    async with Clients(base_url) as clients:
+        await _peak(clients, "mix-1000")  # warm up: connect, imports
+        m_small = await _peak(clients, small)  # first: the upstream builds the bodies
+        m_large = await _peak(clients, large)
+        t_small, c_small = await _timed(clients, small, repeats)
+        t_large, c_large = await _timed(clients, large, repeats)
     return {
         "small": {
             "arg_bytes": 1_000_000,
             "chunks": 10_000,
             "wall_s": t_small,
+            "cpu_s": c_small,
             "peak_bytes": m_small,
         },
         "large": {
             "arg_bytes": 10_000_000,
             "chunks": 100_000,
             "wall_s": t_large,
+            "cpu_s": c_large,
             "peak_bytes": m_large,
         },
         "time_ratio": t_large / t_small,
+        "cpu_ratio": c_large / c_small,
         "memory_ratio": m_large / m_small,
         "linear_if_near": 10.0,
         "arg_mb_per_s": 10.0 / t_large,

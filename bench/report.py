@@ -90,6 +90,8 @@ def growth_section(g: dict[str, Any], la: dict[str, Any] | None) -> list[str]:
             f"{p['bytes'] / 1e6:.2f}",
             f"{p['wall_s'] * 1e3:.1f}",
             f"{p['us_per_chunk']:.2f}",
+            f"{p['cpu_s'] * 1e3:.1f}",
+            f"{p['cpu_us_per_chunk']:.2f}",
             f"{p['peak_bytes'] / 1e6:.2f}",
             _n(p["peak_bytes_per_chunk"]),
             f"{p['peak_per_body_byte']:.2f}",
@@ -102,6 +104,8 @@ def growth_section(g: dict[str, Any], la: dict[str, Any] | None) -> list[str]:
             "body MB",
             "wall ms",
             "µs/chunk",
+            "CPU ms",
+            "CPU µs/chunk",
             "peak MB (tracemalloc)",
             "peak B/chunk",
             "peak ÷ body",
@@ -114,7 +118,10 @@ def growth_section(g: dict[str, Any], la: dict[str, Any] | None) -> list[str]:
         f"Time: slope **{tf['us_per_chunk']:.2f} µs/chunk** "
         f"(intercept {tf['intercept_ms']:.1f} ms, R² {tf['r2']:.4f}); "
         f"cost per chunk at {_n(g['points'][-1]['chunks'])} ÷ at "
-        f"{_n(g['ref_chunks'])}: {g['per_chunk_time_largest_vs_ref']:.2f}x.",
+        f"{_n(g['ref_chunks'])}: {g['per_chunk_time_largest_vs_ref']:.2f}x. CPU: slope "
+        f"**{g['cpu_fit']['us_per_chunk']:.2f} µs/chunk** (R² {g['cpu_fit']['r2']:.4f}); per "
+        f"chunk at the largest ÷ at {_n(g['ref_chunks'])}: "
+        f"{g['per_chunk_cpu_largest_vs_ref']:.2f}x.",
         f"Memory: slope **{_n(mf['bytes_per_chunk'])} B/chunk** (R² {mf['r2']:.4f}); peak per "
         f"chunk at {_n(g['points'][-1]['chunks'])} ÷ at {_n(g['ref_chunks'])}: "
         f"{g['per_chunk_memory_largest_vs_ref']:.2f}x. The finished items hold the whole output, "
@@ -128,8 +135,9 @@ def growth_section(g: dict[str, Any], la: dict[str, Any] | None) -> list[str]:
             f"1 MB in 10,000 fragments {s['wall_s'] * 1e3:.0f} ms "
             f"(peak {s['peak_bytes'] / 1e6:.1f} MB), "
             f"10 MB in 100,000 fragments {big['wall_s'] * 1e3:.0f} ms "
-            f"(peak {big['peak_bytes'] / 1e6:.1f} MB): time ratio **{la['time_ratio']:.2f}x** "
-            f"and memory ratio {la['memory_ratio']:.2f}x for 10x the size (linear: ~10x).",
+            f"(peak {big['peak_bytes'] / 1e6:.1f} MB): wall ratio **{la['time_ratio']:.2f}x**, "
+            f"CPU ratio **{la['cpu_ratio']:.2f}x**, memory ratio {la['memory_ratio']:.2f}x "
+            "for 10x the size (linear: ~10x).",
         ]
     return lines
 
