@@ -70,12 +70,10 @@ async def test_console_script_prints_json_findings_and_a_progress_line_per_probe
         "tool_required",
         "tool_parallel",
         "tool_named",
-        "replay_reasoning",
-        "replay_reasoning_content",
-        "replay_none",
+        "replay_reasoning",  # accepted at once: no further replay probes
     ]
     lines = done.stderr.decode().splitlines()
-    assert len(lines) == len(up.requests) == 8
+    assert len(lines) == len(up.requests) == 6
     assert lines[0].startswith("[1] stream: streaming, [DONE], finish_reason")
     assert "HTTP 200, 4 chunks (" in lines[0]
     assert lines[1].startswith("[2] developer: developer role ... HTTP 500: ")

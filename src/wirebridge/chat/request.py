@@ -277,7 +277,9 @@ class _MessageBuilder:
     def call(self, item: ToolCallItem, reasoning: Replay | None) -> None:
         if self.group is None or self.answered:  # P4: consecutive calls share one message
             self.close_group()
-            self.group = {"role": "assistant", "content": None, "tool_calls": []}
+            # No `content` key at all: OpenAI allows that beside tool_calls, and servers with
+            # strict schemas (llama-cpp-python) reject the seed's `"content": null`.
+            self.group = {"role": "assistant", "tool_calls": []}
             self.messages.append(self.group)
         call = _tool_call(item)
         signature = self.signatures.get(_call_id(item))
