@@ -166,6 +166,7 @@ async def bridge(upstream: procs.Upstream, quick: bool) -> dict[str, Any]:
         for _ in range(10):  # warm up both paths
             await read_stream(http, chat_url, chat_body, time.perf_counter(), CHAT_DELTA)
             await read_stream(http, resp_url, resp_body, time.perf_counter(), RESPONSES_DELTA)
+        cpu_before = server.cpu_s()
         for _ in range(samples):
             d = await read_stream(http, chat_url, chat_body, time.perf_counter(), CHAT_DELTA)
             b = await read_stream(http, resp_url, resp_body, time.perf_counter(), RESPONSES_DELTA)
@@ -176,6 +177,7 @@ async def bridge(upstream: procs.Upstream, quick: bool) -> dict[str, Any]:
             direct["ttfd"].append(d.t_first_delta)
             bridged["ttfb"].append(b.t_first_byte)
             bridged["ttfd"].append(b.t_first_delta)
+        server_cpu_per_request = (server.cpu_s() - cpu_before) / samples
 
         long_spec = "text-50000"
         chat_url, chat_body = chat_request(upstream.base_url, long_spec)
@@ -209,6 +211,7 @@ async def bridge(upstream: procs.Upstream, quick: bool) -> dict[str, Any]:
             "direct": _summary(direct["ttfd"]),
             "bridge": _summary(bridged["ttfd"]),
         },
+        "server_cpu_ms_per_request": server_cpu_per_request * 1e3,
         "added_ttfb": added["ttfb"],
         "added_time_to_first_delta": added["ttfd"],
         "relay": {
@@ -407,6 +410,8 @@ def _bridge_md(d: dict[str, Any]) -> list[str]:
     per_core = r["bridge_events_per_server_cpu_s"]
     lines += [
         "",
+        f"Server CPU per request ({d['samples']} requests of `text-20`): "
+        f"{d['server_cpu_ms_per_request']:.2f} ms.",
         f"Relay ({r['spec']}): direct read {r['direct_chunks_per_s']:,.0f} chunks/s; through the "
         f"bridge {r['bridge_events']:,} events in {r['bridge_wall_s']:.2f} s = "
         f"**{r['bridge_events_per_s']:,.0f} events/s**, server CPU {r['server_cpu_s']:.2f} s = "
