@@ -1,0 +1,153 @@
+"""`Store`: the one interface the server uses, whatever database is behind it.
+
+The public methods live here and are the same for every backend: they check arguments, read the
+clock once, and apply the shared rules of `records` (item ids, expiry, paging, chain assembly).
+A backend implements only the small `_`-prefixed primitives, each one transaction, so a response
+is written whole or not at all and a reader never sees a row past its `expires_at`.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Literal
+
+from .errors import ResponseNotFoundError
+from .records import (
+    DEFAULT_LIMIT,
+    DEFAULT_ORDER,
+    DEFAULT_TTL_SECONDS,
+    JSON,
+    MAX_CHAIN_DEPTH,
+    ChainLink,
+    ItemPage,
+    StoredResponse,
+    assemble_chain,
+    check_page_params,
+    check_ttl,
+    decode_json,
+    paginate,
+    prepare_for_save,
+)
+
+
+class Store(ABC):
+    """Stored responses: save once, read, delete, continue a chain, expire."""
+
+    backend: Literal["sqlite", "postgresql"]
+
+    def __init__(
+        self,
+        *,
+        ttl_seconds: float | None = DEFAULT_TTL_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.ttl_seconds = check_ttl(ttl_seconds)
+        self.clock = clock
+
+    # -- the interface -------------------------------------------------------------------------
+
+    async def save(self, record: StoredResponse) -> StoredResponse:
+        """Store a finished response in one transaction; returns it as stored.
+
+        Input items without an `id` get one (they are the cursors of `list_input_items`), and
+        `expires_at=None` becomes `created_at + ttl_seconds`. Raises `DuplicateResponseError`
+        if the id is taken. Two responses continuing the same `previous_response_id` are two
+        rows: branches never overwrite each other.
+        """
+        prepared = prepare_for_save(record, ttl_seconds=self.ttl_seconds)
+        await self._insert(prepared)
+        return prepared
+
+    async def get(self, response_id: str) -> StoredResponse:
+        """The stored response; `ResponseNotFoundError` if unknown, deleted or expired."""
+        record = await self._select(response_id, self._now())
+        if record is None:
+            raise ResponseNotFoundError(response_id)
+        return record
+
+    async def delete(self, response_id: str) -> None:
+        """Delete for good (the row is removed); `ResponseNotFoundError` if already unknown.
+
+        Responses that continued this one keep their rows, but their chains now have a
+        missing link, so continuing from them fails as for an unknown id.
+        """
+        if not await self._delete(response_id, self._now()):
+            raise ResponseNotFoundError(response_id)
+
+    async def load_chain(self, previous_response_id: str) -> list[JSON]:
+        """The items `previous_response_id` stands for: from the root response to it, each
+        response's input items then its output items.
+
+        Raises `PreviousResponseNotFoundError` (param `previous_response_id`) if it, or any
+        response before it, is unknown, deleted or expired.
+        """
+        links = await self._chain(previous_response_id, self._now(), MAX_CHAIN_DEPTH)
+        return assemble_chain(previous_response_id, links, max_depth=MAX_CHAIN_DEPTH)
+
+    async def list_input_items(
+        self,
+        response_id: str,
+        *,
+        after: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+        order: str = DEFAULT_ORDER,
+    ) -> ItemPage:
+        """A page of the input items sent with this response (OpenAI semantics: `limit` 1..100,
+        default 20; `order` `desc` (default) or `asc`; `after` an item id from the last page)."""
+        check_page_params(limit, order)
+        text = await self._input_items(response_id, self._now())
+        if text is None:
+            raise ResponseNotFoundError(response_id)
+        items: list[JSON] = decode_json(text)
+        return paginate(items, after=after, limit=limit, order=order)
+
+    async def expire(self, now: float | None = None) -> int:
+        """Delete every response whose `expires_at` is at or before `now`; returns how many.
+
+        The background sweep (`wirebridge.store.expiry`) calls this; tests call it with `now`.
+        """
+        return await self._expire(self._now() if now is None else now)
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections; the store is unusable afterwards."""
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _now(self) -> float:
+        return self.clock()
+
+    # -- backend primitives: each one transaction ---------------------------------------------
+
+    @abstractmethod
+    async def _insert(self, record: StoredResponse) -> None: ...
+
+    @abstractmethod
+    async def _select(self, response_id: str, now: float) -> StoredResponse | None: ...
+
+    @abstractmethod
+    async def _delete(self, response_id: str, now: float) -> bool: ...
+
+    @abstractmethod
+    async def _chain(self, response_id: str, now: float, max_depth: int) -> Sequence[ChainLink]:
+        """Live rows from `response_id` following `previous_response_id`, newest first, at most
+        `max_depth + 1` of them."""
+
+    @abstractmethod
+    async def _input_items(self, response_id: str, now: float) -> str | None:
+        """The JSON text of a live response's input items, or None."""
+
+    @abstractmethod
+    async def _expire(self, now: float) -> int: ...

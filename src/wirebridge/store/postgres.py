@@ -1,0 +1,221 @@
+"""The shared backend: PostgreSQL through an asyncpg connection pool.
+
+This is how several bridge processes share conversation state: each process opens its own pool
+on the same database, and every operation is one statement or one transaction, so any process
+can continue a response another one stored. Migrations run under a transaction-scoped advisory
+lock, so processes starting together apply each migration once; expiry deletes in small batches
+with `FOR UPDATE SKIP LOCKED`, so sweeps from several processes never wait on each other.
+
+The URL (`postgresql://` or `postgres://`, libpq syntax, as asyncpg reads it) may hold a
+password: errors show it through `redact_url` and scrub it from driver messages.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import asyncpg  # type: ignore[import-untyped]  # no stubs; the calls used are few
+
+from .base import Store
+from .errors import DuplicateResponseError, StoreError
+from .location import redact_url
+from .records import (
+    COLUMNS,
+    DEFAULT_TTL_SECONDS,
+    ChainLink,
+    StoredResponse,
+    check_ttl,
+    record_to_row,
+    row_to_record,
+)
+from .schema import POSTGRES_MIGRATIONS, SCHEMA_VERSION_TABLE, Migration, pending_migrations
+
+MIGRATION_LOCK = 0x7769_7265_6272_6467  # pg_advisory_xact_lock key: "wirebrdg"
+EXPIRE_BATCH = 500
+CONNECT_TIMEOUT_S = 10.0
+COMMAND_TIMEOUT_S = 60.0
+
+_LIVE = "(expires_at IS NULL OR expires_at > $2)"
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM responses WHERE id = $1 AND {_LIVE}"
+_INSERT = (
+    f"INSERT INTO responses ({', '.join(COLUMNS)}) "
+    f"VALUES ({', '.join(f'${i}' for i in range(1, len(COLUMNS) + 1))})"
+)
+_CHAIN = f"""
+WITH RECURSIVE chain(id, prev, depth) AS (
+    SELECT id, previous_response_id, 0 FROM responses WHERE id = $1 AND {_LIVE}
+    UNION ALL
+    SELECT r.id, r.previous_response_id, chain.depth + 1
+      FROM responses AS r JOIN chain ON r.id = chain.prev
+     WHERE chain.depth < $3 AND (r.expires_at IS NULL OR r.expires_at > $2)
+)
+SELECT r.id, r.previous_response_id, r.input_items, r.output_items
+  FROM chain JOIN responses AS r ON r.id = chain.id
+ ORDER BY chain.depth
+"""
+_EXPIRE = (
+    "DELETE FROM responses WHERE id IN (SELECT id FROM responses"
+    " WHERE expires_at IS NOT NULL AND expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"
+)
+
+DRIVER_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def _password(url: str) -> str | None:
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
+
+
+def describe_error(exc: BaseException, url: str) -> str:
+    """`exc` as text, with the URL's password (if the driver echoed it) scrubbed."""
+    text = f"{type(exc).__name__}: {exc}"
+    password = _password(url)
+    return text.replace(password, "***") if password else text
+
+
+async def migrate(conn: asyncpg.Connection, migrations: Sequence[Migration]) -> int:
+    """Apply pending migrations in one transaction under the advisory lock; returns the version.
+
+    The lock is taken before `CREATE TABLE IF NOT EXISTS`, which itself races between sessions.
+    """
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+        await conn.execute(SCHEMA_VERSION_TABLE)
+        current = int(await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version"))
+        for migration in pending_migrations(current, migrations):
+            for statement in migration.statements:
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO schema_version (version, description, applied_at) VALUES ($1, $2, $3)",
+                migration.version,
+                migration.description,
+                int(time.time()),
+            )
+            current = migration.version
+    return current
+
+
+class PostgresStore(Store):
+    backend = "postgresql"
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        url: str,
+        *,
+        ttl_seconds: float | None = DEFAULT_TTL_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ):
+        super().__init__(ttl_seconds=ttl_seconds, clock=clock)
+        self.url = url
+        self._pool: asyncpg.Pool | None = pool
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        ttl_seconds: float | None = DEFAULT_TTL_SECONDS,
+        clock: Callable[[], float] = time.time,
+        migrations: Sequence[Migration] = POSTGRES_MIGRATIONS,
+        min_size: int = 1,
+        max_size: int = 10,
+    ) -> PostgresStore:
+        check_ttl(ttl_seconds)  # before any connection is opened
+        try:
+            pool = await asyncpg.create_pool(
+                url,
+                min_size=min_size,
+                max_size=max_size,
+                timeout=CONNECT_TIMEOUT_S,
+                command_timeout=COMMAND_TIMEOUT_S,
+            )
+        except (*DRIVER_ERRORS, ValueError) as exc:
+            raise StoreError(
+                f"cannot connect to PostgreSQL at {redact_url(url)}: {describe_error(exc, url)}"
+            ) from None
+        store = cls(pool, url, ttl_seconds=ttl_seconds, clock=clock)
+        try:
+            async with store._connection() as conn:
+                await migrate(conn, migrations)
+        except BaseException:
+            await pool.close()
+            raise
+        return store
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; driver failures become `StoreError`s naming the server."""
+        if self._pool is None:
+            raise StoreError(f"the PostgreSQL store at {redact_url(self.url)} is closed")
+        try:
+            async with self._pool.acquire() as conn:
+                yield conn
+        except DRIVER_ERRORS as exc:
+            if isinstance(exc, asyncpg.UniqueViolationError):
+                raise
+            where = redact_url(self.url)
+            raise StoreError(
+                f"PostgreSQL store at {where} failed: {describe_error(exc, self.url)}"
+            ) from None
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def _insert(self, record: StoredResponse) -> None:
+        try:
+            async with self._connection() as conn, conn.transaction():
+                await conn.execute(_INSERT, *record_to_row(record))
+        except asyncpg.UniqueViolationError:
+            raise DuplicateResponseError(record.id) from None
+
+    async def _select(self, response_id: str, now: float) -> StoredResponse | None:
+        async with self._connection() as conn:
+            row: Sequence[Any] | None = await conn.fetchrow(_SELECT, response_id, math.floor(now))
+        return None if row is None else row_to_record(tuple(row))
+
+    async def _delete(self, response_id: str, now: float) -> bool:
+        async with self._connection() as conn:
+            status: str = await conn.execute(
+                f"DELETE FROM responses WHERE id = $1 AND {_LIVE}", response_id, math.floor(now)
+            )
+        return _rowcount(status) > 0
+
+    async def _chain(self, response_id: str, now: float, max_depth: int) -> list[ChainLink]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(_CHAIN, response_id, math.floor(now), max_depth)
+        return [ChainLink(*row) for row in rows]
+
+    async def _input_items(self, response_id: str, now: float) -> str | None:
+        async with self._connection() as conn:
+            text: str | None = await conn.fetchval(
+                f"SELECT input_items FROM responses WHERE id = $1 AND {_LIVE}",
+                response_id,
+                math.floor(now),
+            )
+        return text
+
+    async def _expire(self, now: float) -> int:
+        total = 0
+        while True:
+            async with self._connection() as conn:
+                status: str = await conn.execute(_EXPIRE, math.floor(now), EXPIRE_BATCH)
+            deleted = _rowcount(status)
+            total += deleted
+            if deleted < EXPIRE_BATCH:
+                return total
+
+
+def _rowcount(status: str) -> int:
+    """The row count of a command tag such as `DELETE 3`."""
+    return int(status.rsplit(" ", 1)[-1])

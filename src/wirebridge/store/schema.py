@@ -1,0 +1,83 @@
+"""The database schema, as ordered migrations per backend, and the rule for applying them.
+
+Each backend keeps a `schema_version` table with one row per applied migration. Opening a store
+applies, in one transaction holding the backend's migration lock (`BEGIN IMMEDIATE` on SQLite,
+an advisory lock on PostgreSQL), every migration newer than the highest recorded version, so
+two processes starting at once apply each migration exactly once. A migration is never edited
+once released: a change is a new entry at the end of the list.
+
+Times are unix seconds in integer columns; JSON is stored as TEXT (PostgreSQL `jsonb` refuses
+`\\u0000`, which model output may contain).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .errors import SchemaVersionError
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+SCHEMA_VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_version ("
+    " version INTEGER PRIMARY KEY,"
+    " description TEXT NOT NULL,"
+    " applied_at BIGINT NOT NULL)"
+)
+
+_RESPONSES_COLUMNS = """
+    id TEXT PRIMARY KEY,
+    created_at BIGINT NOT NULL,
+    model TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('completed', 'failed', 'incomplete')),
+    previous_response_id TEXT,
+    input_items TEXT NOT NULL,
+    output_items TEXT NOT NULL,
+    usage TEXT,
+    response TEXT NOT NULL,
+    expires_at BIGINT
+"""
+
+SQLITE_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "responses table with expiry index",
+        (
+            f"CREATE TABLE responses ({_RESPONSES_COLUMNS})",
+            "CREATE INDEX responses_expires_at ON responses (expires_at)"
+            " WHERE expires_at IS NOT NULL",
+        ),
+    ),
+)
+
+POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "responses table with expiry index",
+        (
+            f"CREATE TABLE responses ({_RESPONSES_COLUMNS})",
+            "CREATE INDEX responses_expires_at ON responses (expires_at)"
+            " WHERE expires_at IS NOT NULL",
+        ),
+    ),
+)
+
+
+def pending_migrations(current: int, migrations: Sequence[Migration]) -> list[Migration]:
+    """The migrations to apply on a database at version `current` (0 when new), in order."""
+    versions = [m.version for m in migrations]
+    if versions != list(range(1, len(versions) + 1)):
+        raise ValueError(f"migration versions must be 1..n in order, got {versions}")
+    if current > len(migrations):
+        raise SchemaVersionError(
+            f"the database schema is at version {current}, but this wirebridge knows versions "
+            f"up to {len(migrations)}; upgrade wirebridge (schemas are never downgraded)"
+        )
+    return list(migrations[current:])

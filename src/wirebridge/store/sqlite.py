@@ -1,0 +1,260 @@
+"""The embedded backend: one SQLite file in WAL mode, driven by the stdlib `sqlite3` in a thread.
+
+Each store operation is one synchronous function that runs a whole transaction in a worker
+thread, and a capacity limiter of one serialises them on the store's single connection, so two
+coroutines can never interleave statements inside one transaction. Writes use `BEGIN IMMEDIATE`
+(the write lock is taken up front: no deadlock upgrading a read lock), and `busy_timeout` makes
+other processes sharing the file wait their turn rather than fail.
+
+Crash safety comes from SQLite itself: with WAL and `synchronous=FULL`, a `kill -9` (or a power
+cut) at any point leaves the file consistent, holding every committed response whole and no
+part of an uncommitted one. Files are created readable by their owner only: they hold
+conversations.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from .base import Store
+from .errors import DuplicateResponseError, StoreError
+from .location import MEMORY
+from .records import (
+    COLUMNS,
+    DEFAULT_TTL_SECONDS,
+    ChainLink,
+    StoredResponse,
+    check_ttl,
+    record_to_row,
+    row_to_record,
+)
+from .schema import SCHEMA_VERSION_TABLE, SQLITE_MIGRATIONS, Migration, pending_migrations
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_S = 30.0
+EXPIRE_BATCH = 500  # rows per delete transaction, so a big sweep never holds the lock for long
+
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM responses"
+_LIVE = "(expires_at IS NULL OR expires_at > :now)"
+_INSERT = f"INSERT INTO responses ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
+_CHAIN = f"""
+WITH RECURSIVE chain(id, prev, depth) AS (
+    SELECT id, previous_response_id, 0 FROM responses WHERE id = :id AND {_LIVE}
+    UNION ALL
+    SELECT r.id, r.previous_response_id, chain.depth + 1
+      FROM responses AS r JOIN chain ON r.id = chain.prev
+     WHERE chain.depth < :depth AND (r.expires_at IS NULL OR r.expires_at > :now)
+)
+SELECT r.id, r.previous_response_id, r.input_items, r.output_items
+  FROM chain JOIN responses AS r ON r.id = chain.id
+ ORDER BY chain.depth
+"""
+_EXPIRE = (
+    "DELETE FROM responses WHERE id IN (SELECT id FROM responses"
+    " WHERE expires_at IS NOT NULL AND expires_at <= :now LIMIT :batch)"
+)
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection, mode: Literal["DEFERRED", "IMMEDIATE"]) -> Iterator[None]:
+    """One explicit transaction (the connection is in autocommit mode otherwise)."""
+    conn.execute(f"BEGIN {mode}")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def connect(path: str, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> sqlite3.Connection:
+    """Open (creating if needed, owner-only) the database file in WAL mode."""
+    if path != MEMORY:
+        file = Path(path)
+        try:
+            file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.close(os.open(file, os.O_RDWR | os.O_CREAT, 0o600))
+        except OSError as exc:
+            raise StoreError(f"cannot create the SQLite store at {path}: {exc}") from exc
+    conn = sqlite3.connect(
+        path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+    )
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")  # one fsync per response: cheap at our rate
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StoreError(f"cannot open the SQLite store at {path}: {exc}") from exc
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> int:
+    """Apply pending migrations in one write transaction; returns the resulting version.
+
+    `BEGIN IMMEDIATE` takes the write lock before reading the version, so of two processes
+    opening a new file at once, the second sees the first's migrations already recorded.
+    """
+    with transaction(conn, "IMMEDIATE"):
+        conn.execute(SCHEMA_VERSION_TABLE)
+        (current,) = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+        for migration in pending_migrations(current, migrations):
+            for statement in migration.statements:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.description, int(time.time())),
+            )
+            current = migration.version
+    return int(current)
+
+
+def _connect_and_migrate(
+    path: str, migrations: Sequence[Migration], busy_timeout_s: float
+) -> sqlite3.Connection:
+    conn = connect(path, busy_timeout_s=busy_timeout_s)
+    try:
+        migrate(conn, migrations)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StoreError(f"cannot migrate the SQLite store at {path}: {exc}") from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+class SQLiteStore(Store):
+    backend = "sqlite"
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: str,
+        *,
+        ttl_seconds: float | None = DEFAULT_TTL_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ):
+        super().__init__(ttl_seconds=ttl_seconds, clock=clock)
+        self.path = path
+        self._conn: sqlite3.Connection | None = conn
+        self._limiter = anyio.CapacityLimiter(1)
+
+    @classmethod
+    async def open(
+        cls,
+        path: str,
+        *,
+        ttl_seconds: float | None = DEFAULT_TTL_SECONDS,
+        clock: Callable[[], float] = time.time,
+        migrations: Sequence[Migration] = SQLITE_MIGRATIONS,
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
+    ) -> SQLiteStore:
+        check_ttl(ttl_seconds)  # before any connection is opened
+        conn = await anyio.to_thread.run_sync(
+            _connect_and_migrate, path, migrations, busy_timeout_s
+        )
+        return cls(conn, path, ttl_seconds=ttl_seconds, clock=clock)
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(conn)` in a worker thread, one at a time. A cancelled caller still waits for
+        the thread to finish, so a transaction is never left open on the shared connection."""
+
+        def call() -> T:
+            if self._conn is None:
+                raise StoreError(f"the SQLite store at {self.path} is closed")
+            try:
+                return fn(self._conn)
+            except sqlite3.DatabaseError as exc:  # locked past busy_timeout, disk full, I/O
+                raise StoreError(f"SQLite store at {self.path} failed: {exc}") from exc
+
+        return await anyio.to_thread.run_sync(call, limiter=self._limiter)
+
+    async def close(self) -> None:
+        def close(conn: sqlite3.Connection) -> None:
+            self._conn = None
+            conn.close()
+
+        if self._conn is not None:
+            await self._run(close)
+
+    async def _insert(self, record: StoredResponse) -> None:
+        row = record_to_row(record)
+
+        def insert(conn: sqlite3.Connection) -> None:
+            try:
+                with transaction(conn, "IMMEDIATE"):
+                    conn.execute(_INSERT, row)
+            except sqlite3.IntegrityError as exc:
+                if "responses.id" in str(exc):
+                    raise DuplicateResponseError(record.id) from None
+                raise
+
+        await self._run(insert)
+
+    async def _select(self, response_id: str, now: float) -> StoredResponse | None:
+        params = {"id": response_id, "now": math.floor(now)}
+
+        def select(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
+            row: tuple[Any, ...] | None = conn.execute(
+                f"{_SELECT} WHERE id = :id AND {_LIVE}", params
+            ).fetchone()
+            return row
+
+        row = await self._run(select)
+        return None if row is None else row_to_record(row)
+
+    async def _delete(self, response_id: str, now: float) -> bool:
+        params = {"id": response_id, "now": math.floor(now)}
+
+        def delete(conn: sqlite3.Connection) -> bool:
+            with transaction(conn, "IMMEDIATE"):
+                cursor = conn.execute(f"DELETE FROM responses WHERE id = :id AND {_LIVE}", params)
+            return cursor.rowcount > 0
+
+        return await self._run(delete)
+
+    async def _chain(self, response_id: str, now: float, max_depth: int) -> list[ChainLink]:
+        params = {"id": response_id, "now": math.floor(now), "depth": max_depth}
+
+        def chain(conn: sqlite3.Connection) -> list[ChainLink]:
+            return [ChainLink(*row) for row in conn.execute(_CHAIN, params)]
+
+        return await self._run(chain)
+
+    async def _input_items(self, response_id: str, now: float) -> str | None:
+        params = {"id": response_id, "now": math.floor(now)}
+
+        def input_items(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(
+                f"SELECT input_items FROM responses WHERE id = :id AND {_LIVE}", params
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._run(input_items)
+
+    async def _expire(self, now: float) -> int:
+        params = {"now": math.floor(now), "batch": EXPIRE_BATCH}
+
+        def expire_batch(conn: sqlite3.Connection) -> int:
+            with transaction(conn, "IMMEDIATE"):
+                return conn.execute(_EXPIRE, params).rowcount
+
+        total = 0
+        while True:  # one short transaction per batch; other operations run in between
+            deleted = await self._run(expire_batch)
+            total += deleted
+            if deleted < EXPIRE_BATCH:
+                return total
