@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -41,6 +41,8 @@ VOCAB_NAME = "ggml-vocab-qwen2.gguf"
 TEMPLATE_NAME = "Qwen-Qwen2.5-7B-Instruct.jinja"
 CONTEXT = scripted_model.CONTEXT_LENGTH
 READY_TIMEOUT_S = 120.0
+BIND_ATTEMPTS = 5
+BIND_ERRORS = ("couldn't bind", "address already in use", "errno 98")
 THREADS = min(2, os.cpu_count() or 1)
 
 ServerKind = Literal["llama-server", "llama-cpp-python"]
@@ -150,44 +152,67 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 class ServerProcess:
-    """One server on 127.0.0.1:port; `base_url` is its OpenAI root (`.../v1`)."""
+    """One server on 127.0.0.1, on a free port picked at start; `base_url` is its OpenAI root
+    (`.../v1`). `make_argv(port)` gives its command line. A port taken between the pick and
+    the bind (other test runs share the machine) is retried with another."""
 
     def __init__(
         self,
-        kind: ServerKind,
-        argv: Sequence[str],
-        port: int,
+        kind: str,
+        make_argv: Callable[[int], Sequence[str]],
         health_path: str,
         alias: str,
         env: dict[str, str] | None = None,
     ) -> None:
         self.kind = kind
-        self.argv = list(argv)
-        self.port = port
+        self.make_argv = make_argv
         self.health_path = health_path
         self.alias = alias
         self.env = env
-        self.base_url = f"http://127.0.0.1:{port}/v1"
-        self.root_url = f"http://127.0.0.1:{port}"
+        self.port = 0
         self.log_path = Path(tempfile.mkstemp(prefix=f"wirebridge-{kind}-", suffix=".log")[1])
         self._proc: subprocess.Popen[bytes] | None = None
 
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
     def start(self, timeout_s: float = READY_TIMEOUT_S) -> ServerProcess:
-        with self.log_path.open("wb") as log:
-            self._proc = subprocess.Popen(
-                self.argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=self.env,
-                start_new_session=True,  # its own process group, killed as one at the end
-            )
-        try:
-            self._wait_ready(timeout_s)
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        if self.running:
+            return self
+        for attempt in range(1, BIND_ATTEMPTS + 1):
+            self.port = free_port()
+            with self.log_path.open("wb") as log:
+                self._proc = subprocess.Popen(
+                    list(self.make_argv(self.port)),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=self.env,
+                    start_new_session=True,  # its own process group, killed as one at the end
+                )
+            try:
+                self._wait_ready(timeout_s)
+                return self
+            except _BindFailed:
+                self.stop()
+                if attempt == BIND_ATTEMPTS:
+                    raise RuntimeError(
+                        f"{self.kind} could not bind a port in {BIND_ATTEMPTS} attempts; "
+                        f"log {self.log_path}:\n{_tail(self.log_path)}"
+                    ) from None
+            except BaseException:
+                self.stop()
+                raise
+        raise AssertionError("unreachable")
 
     def _wait_ready(self, timeout_s: float) -> None:
         assert self._proc is not None
@@ -198,9 +223,12 @@ class ServerProcess:
             while True:
                 code = self._proc.poll()
                 if code is not None:
+                    log = _tail(self.log_path)
+                    if any(m in log.lower() for m in BIND_ERRORS):
+                        raise _BindFailed(log)
                     raise RuntimeError(
                         f"{self.kind} exited with {code} before it was ready; "
-                        f"log {self.log_path}:\n{_tail(self.log_path)}"
+                        f"log {self.log_path}:\n{log}"
                     )
                 try:
                     resp = http.get(url)
@@ -246,82 +274,128 @@ class ServerProcess:
         self.stop()
 
 
-def llama_server(artifacts: Artifacts, model: Path, alias: str, port: int = 0) -> ServerProcess:
-    port = port or free_port()
-    argv = [
-        str(artifacts.llama_server),
-        "--model",
-        str(model),
-        "--alias",
-        alias,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--ctx-size",
-        str(CONTEXT),
-        "--parallel",
-        "1",
-        "--threads",
-        str(THREADS),
-        "--jinja",
-        "--no-webui",
-    ]
-    return ServerProcess("llama-server", argv, port, "/health", alias)
+class _BindFailed(Exception):
+    pass
 
 
-def llama_cpp_python(artifacts: Artifacts, model: Path, alias: str, port: int = 0) -> ServerProcess:
-    port = port or free_port()
-    argv = [
-        str(artifacts.python),
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(model),
-        "--model_alias",
-        alias,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        str(CONTEXT),
-        "--n_threads",
-        str(THREADS),
-        "--n_threads_batch",
-        str(THREADS),
-        # The default (true) keeps every prompt position's logits in an n_ctx x n_vocab array
-        # (20 GB virtual; 3.6 GB written by a 6,000-token prompt) and makes long prompts slow.
-        "--logits_all",
-        "false",
-    ]
+def llama_server(artifacts: Artifacts, model: Path, alias: str) -> ServerProcess:
+    def argv(port: int) -> list[str]:
+        return [
+            str(artifacts.llama_server),
+            "--model",
+            str(model),
+            "--alias",
+            alias,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--ctx-size",
+            str(CONTEXT),
+            "--parallel",
+            "1",
+            "--threads",
+            str(THREADS),
+            "--jinja",
+            "--no-webui",
+        ]
+
+    return ServerProcess("llama-server", argv, "/health", alias)
+
+
+def llama_cpp_python(artifacts: Artifacts, model: Path, alias: str) -> ServerProcess:
+    def argv(port: int) -> list[str]:
+        return [
+            str(artifacts.python),
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model),
+            "--model_alias",
+            alias,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            str(CONTEXT),
+            "--n_threads",
+            str(THREADS),
+            "--n_threads_batch",
+            str(THREADS),
+            # The default (true) keeps every prompt position's logits in an n_ctx x n_vocab
+            # array (20 GB virtual; 3.6 GB written by a 6,000-token prompt): slow and heavy.
+            "--logits_all",
+            "false",
+        ]
+
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    return ServerProcess("llama-cpp-python", argv, port, "/v1/models", alias, env=env)
+    return ServerProcess("llama-cpp-python", argv, "/v1/models", alias, env=env)
 
 
-def start(kind: ServerKind, artifacts: Artifacts, model: Path, alias: str) -> ServerProcess:
+def wirebridge_serve(upstream: ServerProcess, home: Path) -> ServerProcess:
+    """`wirebridge serve --upstream <upstream>` with an empty WIREBRIDGE_HOME (no user config).
+    The bridge's model name is the upstream's alias, passed through unchanged."""
+
+    def argv(port: int) -> list[str]:
+        return [
+            sys.executable,
+            "-c",
+            "from wirebridge.cli import main; main()",
+            "serve",
+            "--upstream",
+            upstream.base_url,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
+
+    home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "WIREBRIDGE_HOME": str(home)}
+    env.pop("WIREBRIDGE_API_KEYS", None)
+    return ServerProcess(f"wirebridge-{upstream.kind}", argv, "/healthz", upstream.alias, env=env)
+
+
+def server(kind: ServerKind, artifacts: Artifacts, model: Path, alias: str) -> ServerProcess:
+    """A server of `kind` (not started: use `.start()` or `with`)."""
     factory = llama_server if kind == "llama-server" else llama_cpp_python
-    return factory(artifacts, model, alias).start()
+    return factory(artifacts, model, alias)
 
 
 class ServerPool:
-    """Servers started on first use, one per (kind, script), all stopped by `close()`."""
+    """Servers started on first use, one per (kind, script), and `wirebridge serve` bridges in
+    front of them; `close()` stops them all."""
 
     def __init__(self, artifacts: Artifacts, models: dict[str, Path]) -> None:
         self.artifacts = artifacts
         self.models = models
         self._servers: dict[tuple[ServerKind, str], ServerProcess] = {}
+        self._bridges: dict[tuple[ServerKind, str], ServerProcess] = {}
+        self._home = Path(tempfile.mkdtemp(prefix="wirebridge-interop-home-"))
 
     def get(self, kind: ServerKind, script: str) -> ServerProcess:
         key = (kind, script)
         if key not in self._servers:
-            self._servers[key] = start(kind, self.artifacts, self.models[script], script)
+            self._servers[key] = server(kind, self.artifacts, self.models[script], script).start()
         return self._servers[key]
 
+    def bridge(self, kind: ServerKind, script: str) -> ServerProcess:
+        """`wirebridge serve` in front of `get(kind, script)`; model name = script name."""
+        key = (kind, script)
+        if key not in self._bridges:
+            upstream = self.get(kind, script)
+            self._bridges[key] = wirebridge_serve(upstream, self._home).start()
+        return self._bridges[key]
+
     def close(self) -> None:
-        while self._servers:
-            _, server = self._servers.popitem()
-            server.stop()
+        for table in (self._bridges, self._servers):
+            while table:
+                _, proc = table.popitem()
+                proc.stop()
+        shutil.rmtree(self._home, ignore_errors=True)
 
 
 @contextlib.contextmanager

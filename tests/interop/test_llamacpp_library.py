@@ -115,12 +115,9 @@ async def test_tool_call_turn_auto_on_llama_server(llamacpp_servers: ServerPool)
     assert json.loads(call["arguments"]) == TOOL_ARGUMENTS
 
 
-async def test_tool_history_is_accepted(
-    text_server: ServerProcess, server_kind: ServerKind, request: pytest.FixtureRequest
-) -> None:
-    """A turn after a tool call: the servers take wirebridge's tool messages."""
-    # llama-cpp-python types assistant `content` as an optional string: the seed's
-    # `content: null` beside tool_calls was a 500 there, so P4 now omits the key.
+async def test_tool_history_is_accepted(text_server: ServerProcess) -> None:
+    """A turn after a tool call: the servers take wirebridge's tool messages (llama-cpp-python
+    answers `"content": null` beside `tool_calls` with a validation error, as HTTP 500)."""
     prompt = Prompt(
         instructions=INSTRUCTIONS,
         input=[

@@ -194,3 +194,24 @@ def test_long_prompt_fits(llamacpp_servers: Any, server_kind: Any) -> None:
     result = complete(server, payload)
     assert result["choices"][0]["message"]["content"] == TEXT_SENTENCE
     assert result["usage"]["prompt_tokens"] > 6000
+
+
+def test_llama_cpp_python_rejects_content_null(llamacpp_servers: Any) -> None:
+    """Its request model types assistant `content` as a string: the `"content": null` that
+    OpenAI documents beside `tool_calls` fails validation, answered as HTTP 500."""
+    server: ServerProcess = llamacpp_servers.get("llama-cpp-python", "text")
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": TOOL_NAME, "arguments": json.dumps(TOOL_ARGUMENTS)},
+    }
+    payload = body(server, tools=[WEATHER_TOOL])
+    payload["messages"] += [
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "Sunny"},
+    ]
+    resp = httpx.post(server.base_url + "/chat/completions", json=payload, timeout=60)
+    assert resp.status_code == 500
+    assert "content" in resp.text
+    del payload["messages"][-2]["content"]  # no key at all is accepted
+    assert complete(server, payload)["choices"][0]["message"]["content"] == TEXT_SENTENCE
