@@ -278,6 +278,29 @@ async def test_input_items_without_id_get_one_and_given_ids_are_kept(store: Stor
     assert (await store.get("resp_ids")).input_items == saved.input_items
 
 
+async def test_tool_credentials_in_the_response_object_never_reach_the_database(
+    store: Store, store_url: str
+) -> None:
+    rec = record("resp_mcp")
+    mcp = {
+        "type": "mcp",
+        "server_label": "tracker",
+        "server_url": "https://mcp.example/sse",
+        "headers": {"Authorization": "Bearer sk-live-TOKEN1"},
+        "authorization": "oauth-TOKEN2",
+    }
+    fn = {"type": "function", "name": "shell", "parameters": {}}
+    saved = await store.save(replace(rec, response={**rec.response, "tools": [mcp, fn]}))
+    stored_tools = (await store.get("resp_mcp")).response["tools"]
+    assert stored_tools == saved.response["tools"]
+    assert stored_tools == [
+        {k: v for k, v in mcp.items() if k not in ("headers", "authorization")},
+        fn,
+    ]
+    (raw,) = await fetch_all(store_url, "SELECT response FROM responses")
+    assert "TOKEN" not in raw[0]
+
+
 async def test_duplicate_id_is_refused_and_the_first_record_kept(store: Store) -> None:
     first = await store.save(record("resp_dup"))
     with pytest.raises(DuplicateResponseError, match="resp_dup"):

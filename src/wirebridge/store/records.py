@@ -6,8 +6,9 @@ ids, expiry), paging input items with a cursor, and assembling a `previous_respo
 from the rows a backend fetched. It performs no I/O and reads no clock: `now` is always passed in.
 
 A record holds only what the Responses API returns to a client (items, usage, the Response
-object). It has no field for request headers or provider settings, so credentials have no path
-into the database.
+object). It has no field for request headers or provider settings, and the one place a client
+may put a credential inside a Response object (an `mcp` tool's `headers` / `authorization`,
+echoed in `tools`) is stripped before writing: no secret reaches the database.
 """
 
 from __future__ import annotations
@@ -158,6 +159,7 @@ def prepare_for_save(
         record,
         input_items=with_item_ids(record.input_items, new_id),
         output_items=tuple(record.output_items),
+        response=without_credentials(record.response),
         expires_at=expires_at,
     )
 
@@ -166,6 +168,23 @@ def check_ttl(ttl_seconds: float | None) -> float | None:
     if ttl_seconds is not None and not ttl_seconds > 0:
         raise ValueError(f"ttl_seconds must be positive (None keeps forever), not {ttl_seconds}")
     return ttl_seconds
+
+
+TOOL_CREDENTIAL_KEYS = ("headers", "authorization")  # fields of the Responses `mcp` tool
+
+
+def without_credentials(response: JSON) -> JSON:
+    """The Response object minus credentials a client put in its tool definitions."""
+    tools = response.get("tools")
+    if not isinstance(tools, list) or not any(
+        isinstance(t, dict) and any(k in t for k in TOOL_CREDENTIAL_KEYS) for t in tools
+    ):
+        return response
+    clean = [
+        {k: v for k, v in t.items() if k not in TOOL_CREDENTIAL_KEYS} if isinstance(t, dict) else t
+        for t in tools
+    ]
+    return {**response, "tools": clean}
 
 
 def is_live(expires_at: int | None, now: float) -> bool:
