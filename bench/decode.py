@@ -34,7 +34,7 @@ from wirebridge.chat.sse import SSEParser
 from wirebridge.events import Completed, OutputItemDone
 from wirebridge.items import FunctionCall, Message, Reasoning
 
-MESSAGES = [{"role": "user", "content": "benchmark"}]
+MESSAGES: Any = [{"role": "user", "content": "benchmark"}]
 
 
 @dataclass
@@ -87,8 +87,8 @@ async def consume_wirebridge(clients: Clients, spec: str, expect: workload.Expec
 
 def check_items(items: list[Any], expect: workload.Expect, completed: bool) -> None:
     """The decoded items must equal what the body carried, or the timing means nothing."""
-    text = "".join(i.content[0].text for i in items if isinstance(i, Message))
-    reasoning = "".join(i.content[0].text for i in items if isinstance(i, Reasoning))
+    text = "".join(getattr(i.content[0], "text", "") for i in items if isinstance(i, Message))
+    reasoning = "".join(i.content[0].text for i in items if isinstance(i, Reasoning) and i.content)
     arguments = tuple(i.arguments for i in items if isinstance(i, FunctionCall))
     problems = []
     if text != expect.text:
@@ -239,7 +239,7 @@ async def run(base_url: str, chunks: int, repeats: int, names: list[str]) -> dic
         for _ in range(repeats):
             for name in names:
                 runs[name].append(await measure(CONSUMERS[name], clients, spec))
-    rows = {}
+    rows: dict[str, dict[str, Any]] = {}
     for name, rs in runs.items():
         best = min(rs, key=lambda r: r.wall_s)
         rows[name] = {

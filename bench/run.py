@@ -53,7 +53,7 @@ def machine() -> dict[str, Any]:
             mem_kib = int(f.readline().split()[1])
     except (OSError, ValueError, IndexError):
         pass
-    versions = {}
+    versions: dict[str, str | None] = {}
     for dist in ("wirebridge", "httpx", "msgspec", "openai", "openai-agents", "uvicorn"):
         try:
             versions[dist] = metadata.version(dist)
