@@ -291,7 +291,10 @@ class _Turn:
         self.encoder.start()
         if first is not None:
             self.encoder.feed(first)
-        self.wake.set()  # created, in_progress and the first event go out now
+        # created, in_progress and the first event go out now, on their own: coalescing them
+        # with the rest of the upstream read would hold the first byte until it is all encoded.
+        body = self.encoder.take()
+        await self.send({"type": "http.response.body", "body": body, "more_body": True})
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._sender)
             await self._produce(events)
