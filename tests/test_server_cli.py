@@ -189,3 +189,27 @@ async def test_sigterm_lets_a_running_stream_finish(upstream: ScriptedUpstream) 
     assert final["output"][0]["content"][0]["text"] == "".join(f"part{i} " for i in range(8))
     assert code in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once drained
     assert "Shutting down" in server.stderr
+
+
+async def test_store_option_continues_a_conversation(
+    tmp_path: Path, upstream: ScriptedUpstream
+) -> None:
+    pytest.importorskip("wirebridge.store")
+    upstream.push(Reply(text_body(["first answer"])), Reply(text_body(["second answer"])))
+    store = f"sqlite:///{tmp_path / 'bridge.db'}"
+    async with (
+        serve("--upstream", upstream.base_url, "--store", store) as server,
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        url = f"{server.url}/v1/responses"
+        first = (await http.post(url, json={"model": "m", "input": "one"})).json()
+        second = await http.post(
+            url, json={"model": "m", "input": "two", "previous_response_id": first["id"]}
+        )
+    assert second.status_code == 200, second.text
+    assert [m["content"] for m in upstream.requests[1].json["messages"]] == [
+        "one",
+        "first answer",
+        "two",
+    ]
+    assert "bridge.db" in server.stderr  # the startup line names the store
