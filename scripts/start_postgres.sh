@@ -2,7 +2,10 @@
 # Start (once) a throwaway PostgreSQL cluster on a loopback port for the store tests, and print
 # its URL on stdout (logs go to stderr):
 #   export WIREBRIDGE_TEST_POSTGRES_URL="$(bash scripts/start_postgres.sh)"
+#   bash scripts/start_postgres.sh status      # exit 0 and print the URL if it is running
 #   bash scripts/start_postgres.sh stop        # stop it (the data directory is kept)
+# The cluster is shared by everyone on the machine who uses this script: stop it only if you
+# started it (check `status` first), or concurrent test runs lose their server.
 # Installs Debian's `postgresql` package when no server binaries are found (needs root). The
 # cluster lives in ${WIREBRIDGE_PG_DIR:-${TMPDIR:-/tmp}/wirebridge-postgres}: initdb'd on first
 # use, owned by the `postgres` user when run as root (initdb refuses root), listening only on
@@ -24,9 +27,9 @@ die() {
 }
 
 case "$ACTION" in
-  start | stop) ;;
+  start | stop | status) ;;
   *)
-    echo "usage: $0 [start|stop]" >&2
+    echo "usage: $0 [start|status|stop]" >&2
     exit 2
     ;;
 esac
@@ -49,6 +52,7 @@ find_bindir() {
 BINDIR="$(find_bindir || true)"
 if [[ -z "$BINDIR" ]]; then
   [[ "$ACTION" == stop ]] && exit 0
+  [[ "$ACTION" == status ]] && exit 1
   [[ "$(id -u)" == 0 ]] || die "PostgreSQL is not installed and installing it needs root (apt-get install postgresql)"
   log "installing Debian's postgresql package"
   export DEBIAN_FRONTEND=noninteractive
@@ -67,6 +71,7 @@ else
   as_owner() { "$@"; }
 fi
 
+[[ "$ACTION" != start && ! -d "$DIR" ]] && { [[ "$ACTION" == stop ]]; exit; } # nothing to do
 mkdir -p "$DIR"
 chmod 0755 "$DIR"
 [[ "$(id -u)" == 0 ]] && chown "$RUN_USER" "$DIR"
@@ -85,6 +90,11 @@ fi
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 url() { echo "postgresql://postgres@127.0.0.1:$(cat "$DIR/port")/$DATABASE"; }
+
+if [[ "$ACTION" == status ]]; then
+  running && [[ -f "$DIR/port" ]] && url && exit 0
+  exit 1
+fi
 
 if running && [[ -f "$DIR/port" ]]; then
   url
