@@ -26,10 +26,13 @@ optional() {
   fi
 }
 
-# A throwaway PostgreSQL cluster on loopback for the store tests (Debian's package).
+# A throwaway PostgreSQL cluster on loopback for the store tests (Debian's package); stopped at
+# the end only if this run started it. The PostgreSQL tests must then run, not skip.
+if ! bash scripts/start_postgres.sh status >/dev/null 2>&1; then
+  trap 'bash scripts/start_postgres.sh stop >/dev/null 2>&1 || true' EXIT
+fi
 WIREBRIDGE_TEST_POSTGRES_URL="$(bash scripts/start_postgres.sh)"
-export WIREBRIDGE_TEST_POSTGRES_URL
-trap 'bash scripts/start_postgres.sh stop >/dev/null 2>&1 || true' EXIT
+export WIREBRIDGE_TEST_POSTGRES_URL WIREBRIDGE_REQUIRE_POSTGRES=1
 # Codex CLI from npm, pinned, for the end-to-end tests through `wirebridge serve`.
 optional bash scripts/install_codex.sh >/dev/null
 # llama-server and the llama-cpp-python server for the interop tier, built once per version.
