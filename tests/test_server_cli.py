@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -58,7 +60,8 @@ class Serve:
 @asynccontextmanager
 async def serve(*args: str, env: dict[str, str] | None = None) -> AsyncIterator[Serve]:
     argv = [WIREBRIDGE, "serve", "--port", "0", *args]
-    full_env = {**os.environ, "WIREBRIDGE_HOME": "/nonexistent-wirebridge-home", **(env or {})}
+    home = tempfile.mkdtemp(prefix="wirebridge-home-")  # the default store lives here
+    full_env = {**os.environ, "WIREBRIDGE_HOME": home, **(env or {})}
     if "WIREBRIDGE_API_KEYS" not in (env or {}):
         full_env.pop("WIREBRIDGE_API_KEYS", None)
     async with (
@@ -77,6 +80,7 @@ async def serve(*args: str, env: dict[str, str] | None = None) -> AsyncIterator[
                 process.terminate()
             with anyio.fail_after(20):
                 await process.wait()
+            shutil.rmtree(home, ignore_errors=True)
 
 
 async def run_cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
@@ -196,7 +200,7 @@ async def test_store_option_continues_a_conversation(
 ) -> None:
     pytest.importorskip("wirebridge.store")
     upstream.push(Reply(text_body(["first answer"])), Reply(text_body(["second answer"])))
-    store = f"sqlite:///{tmp_path / 'bridge.db'}"
+    store = f"sqlite://{tmp_path / 'bridge.db'}"
     async with (
         serve("--upstream", upstream.base_url, "--store", store) as server,
         httpx.AsyncClient(timeout=10) as http,
@@ -212,4 +216,35 @@ async def test_store_option_continues_a_conversation(
         "first answer",
         "two",
     ]
-    assert "bridge.db" in server.stderr  # the startup line names the store
+    assert f"response store: sqlite {tmp_path / 'bridge.db'}" in server.stderr
+
+
+async def test_responses_are_stored_by_default_and_no_store_keeps_none(
+    upstream: ScriptedUpstream,
+) -> None:
+    upstream.push(Reply(text_body(["kept"])), Reply(text_body(["not kept"])))
+    body = {"model": "m", "input": "hi"}
+    async with serve("--upstream", upstream.base_url) as server:
+        async with httpx.AsyncClient(timeout=10) as http:
+            made = (await http.post(f"{server.url}/v1/responses", json=body)).json()
+            fetched = await http.get(f"{server.url}/v1/responses/{made['id']}")
+        home = server.stderr.split("response store: sqlite ", 1)[1].split()[0]
+    assert fetched.status_code == 200 and fetched.json()["output"] == made["output"]
+    assert home.endswith("responses.db")
+    async with (
+        serve("--upstream", upstream.base_url, "--no-store") as server,
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        made = (await http.post(f"{server.url}/v1/responses", json=body)).json()
+        fetched = await http.get(f"{server.url}/v1/responses/{made['id']}")
+    assert fetched.status_code == 404 and "--no-store" in fetched.json()["error"]["message"]
+
+
+async def test_store_and_no_store_exclude_each_other() -> None:
+    code, stderr = await run_cli("--store", "sqlite:///x.db", "--no-store")
+    assert code == 2 and "exclude each other" in stderr
+
+
+async def test_unknown_store_scheme_is_refused_before_starting() -> None:
+    code, stderr = await run_cli("--store", "mysql://db/x")
+    assert code == 1 and "mysql" in stderr

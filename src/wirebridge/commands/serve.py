@@ -2,7 +2,10 @@
 
 With no options it listens on 127.0.0.1:8787 and forwards to Ollama at http://localhost:11434/v1
 (or to what `~/.wirebridge/config.toml` says). `--upstream URL` is the one-line start: every
-requested model name passes through unchanged to that Chat Completions base URL.
+requested model name passes through unchanged to that Chat Completions base URL. Responses are
+kept (for `previous_response_id` and `GET /v1/responses/ID`) in `$WIREBRIDGE_HOME/responses.db`
+unless `--store URL` names another place (PostgreSQL to share state between bridges) or
+`--no-store` makes the bridge stateless.
 
 Safety: with `WIREBRIDGE_API_KEYS` set, every request needs one of those keys as a bearer token.
 Without keys the server refuses to listen on anything but loopback, unless told
@@ -27,9 +30,9 @@ from ..responses.app import (
     create_app,
 )
 from ..responses.gate import parse_api_keys
-from ..responses.history import redact_url
 from ..responses.logs import configure_logging
 from ..responses.runner import DEFAULT_GRACE_S, DEFAULT_HOST, DEFAULT_PORT, is_loopback, run
+from ..store import DEFAULT_TTL_SECONDS, parse_store_url
 
 log = logging.getLogger("wirebridge.server")
 UPSTREAM_PROVIDER = "upstream"
@@ -75,7 +78,20 @@ def build_config(
     type=click.Path(dir_okay=False),
     help="Codex-style TOML config (default: $WIREBRIDGE_HOME/config.toml if it exists).",
 )
-@click.option("--store", metavar="URL", help="Response store for previous_response_id.")
+@click.option(
+    "--store",
+    metavar="URL",
+    help="Where responses are kept (previous_response_id, GET /v1/responses/ID): "
+    "sqlite:///FILE or postgresql://USER@HOST/DB. Default: $WIREBRIDGE_HOME/responses.db.",
+)
+@click.option("--no-store", is_flag=True, help="Keep no responses (a stateless bridge).")
+@click.option(
+    "--store-ttl",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_TTL_SECONDS / 86400,
+    show_default=True,
+    help="Days a stored response is kept; 0 keeps them forever.",
+)
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
@@ -124,6 +140,8 @@ def command(
     upstream_env_key: str | None,
     config_file: str | None,
     store: str | None,
+    no_store: bool,
+    store_ttl: float,
     log_format: str,
     log_level: str,
     insecure_no_auth: bool,
@@ -145,9 +163,13 @@ def command(
                 "pass --insecure-no-auth if the network is trusted"
             )
         log.warning("listening on %s with no authentication (--insecure-no-auth)", host)
+    if store and no_store:
+        raise click.UsageError("--store and --no-store exclude each other")
     try:
         config = build_config(config_file, upstream, upstream_env_key)
         default = config.provider(config.default_provider)
+        if not no_store:
+            parse_store_url(store)  # a bad URL fails here, before the server starts
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     settings = BridgeSettings(
@@ -156,7 +178,9 @@ def command(
         max_body_bytes=max_body_bytes,
         max_concurrent_streams=max_concurrent_streams,
         reasoning_summary=reasoning_summary,  # type: ignore[arg-type]
+        store_at_startup=not no_store,
         store_url=store,
+        store_ttl_s=store_ttl * 86400 if store_ttl > 0 else None,
     )
     log.info(
         "wirebridge %s: default provider %s (%s)%s%s",
@@ -164,7 +188,7 @@ def command(
         default.name,
         default.base_url,
         f", {len(config.routes)} routed model(s)" if config.routes else "",
-        f", store {redact_url(store)}" if store else "",
+        ", no response store" if no_store else "",
     )
     try:
         run(create_app(settings), host, port, grace_s=shutdown_grace)

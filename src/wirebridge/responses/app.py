@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -41,12 +41,21 @@ from ..chat.request import ChatRequest, prepare_chat_request
 from ..client import Client
 from ..events import Event
 from ..provider import Config, Provider
+from ..store import (
+    DEFAULT_TTL_SECONDS,
+    Store,
+    background_expiry,
+    open_store,
+    parse_store_url,
+    redact_url,
+)
 from ..transport import http_timeout
 from .encoder import IdFactory, ResponsesEncoder, random_id
 from .errors import ApiError, map_exception
 from .gate import Gate, send_error
-from .history import ResponseStore, open_store, record_response, resolve_history
+from .history import record_response, resolve_history
 from .request import ResponsesRequest, parse_request, unknown_fields
+from .stored import stored_routes
 
 log = logging.getLogger("wirebridge.server")
 _encode = msgspec.json.Encoder().encode
@@ -74,8 +83,14 @@ class BridgeSettings:
     # Mirror reasoning text as a summary part: when the request asks for a summary (auto),
     # always, or never. Codex's TUI shows summaries, not raw reasoning.
     reasoning_summary: ReasoningSummaryMode = "auto"
-    store: ResponseStore | None = None
-    store_url: str | None = None  # opened at startup when `store` is not given (--store)
+    # The response store: given open, or opened at startup from `store_url` when
+    # `store_at_startup` (`None` is the default SQLite file under $WIREBRIDGE_HOME); either way
+    # swept for expired responses in the background.
+    store: Store | None = None
+    store_at_startup: bool = False
+    store_url: str | None = None
+    store_ttl_s: float | None = DEFAULT_TTL_SECONDS
+    expiry_interval_s: float = 600.0
     finish_grace_s: float = 2.0
 
 
@@ -380,8 +395,8 @@ def create_app(
 ) -> ASGIApp:
     """The whole server as one ASGI app (auth and access log included).
 
-    `extra_routes` are served behind the same auth and access log (e.g. the stored-response
-    endpoints); they reach the bridge, and so the store, as `request.app.state.bridge`.
+    `extra_routes` are served behind the same auth and access log; they reach the bridge as
+    `request.app.state.bridge`.
     """
     bridge = Bridge(settings, clock=clock, new_id=new_id)
 
@@ -393,13 +408,20 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if settings.store is None and settings.store_url:
-            settings.store = await open_store(settings.store_url)
-        bridge.warm()
-        try:
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(bridge.aclose)
+            if settings.store is None and settings.store_at_startup:
+                location = parse_store_url(settings.store_url)
+                settings.store = await open_store(
+                    settings.store_url, ttl_seconds=settings.store_ttl_s
+                )
+                log.info("response store: %s %s", location.backend, redact_url(location.target))
+            if settings.store is not None and settings.store_ttl_s is not None:
+                await stack.enter_async_context(
+                    background_expiry(settings.store, interval_s=settings.expiry_interval_s)
+                )
+            bridge.warm()
             yield
-        finally:
-            await bridge.aclose()
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -417,6 +439,7 @@ def create_app(
         Route("/models", models, methods=["GET"]),
         Route("/v1/responses", responses, methods=["POST"]),
         Route("/responses", responses, methods=["POST"]),  # base_url without /v1
+        *stored_routes(lambda: settings.store),
         *extra_routes,
     ]
     app = Starlette(

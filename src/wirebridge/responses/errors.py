@@ -30,6 +30,12 @@ from ..errors import (
     UpstreamUnreachableError,
     WirebridgeError,
 )
+from ..store.errors import (
+    InvalidParameterError,
+    PreviousResponseNotFoundError,
+    ResponseNotFoundError,
+    StoreError,
+)
 
 JSON = dict[str, Any]
 _encode = msgspec.json.Encoder().encode
@@ -174,6 +180,14 @@ def map_exception(exc: BaseException, upstream_url: str = "") -> ApiError:
                 failed_code="rate_limit_exceeded",
             )
         return ApiError(502, str(exc), "upstream_error", code=code or "upstream_error")
+    if isinstance(exc, PreviousResponseNotFoundError):
+        return ApiError.invalid(str(exc), param=exc.param, code=exc.code)
+    if isinstance(exc, ResponseNotFoundError):
+        return ApiError(404, str(exc), "invalid_request_error", code=exc.code)
+    if isinstance(exc, InvalidParameterError):
+        return ApiError.invalid(str(exc), param=exc.param, code=exc.code)
+    if isinstance(exc, StoreError):  # its message never holds a password
+        return ApiError(500, f"response store: {exc}", "server_error", code="store_error")
     if isinstance(exc, ConfigError):
         return ApiError(500, f"bridge configuration: {exc}", "server_error", code="config_error")
     if isinstance(exc, WirebridgeError):

@@ -1,0 +1,89 @@
+"""The stored-response endpoints: `GET` and `DELETE /v1/responses/{id}`, and
+`GET /v1/responses/{id}/input_items` (cursor pages: `after`, `limit`, `order`, as OpenAI's).
+
+Thin: each calls one `wirebridge.store.Store` method and answers its record in the API's shape;
+the store owns the rules (expiry, paging, what "not found" means). A bridge started with
+`--no-store` answers 404 saying so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..store import Store
+from .errors import ApiError, map_exception
+
+StoreGetter = Callable[[], Store | None]
+_encode = msgspec.json.Encoder().encode
+
+
+def _json(body: object, status: int = 200) -> Response:
+    return Response(_encode(body), status, media_type="application/json")
+
+
+def _error(error: ApiError) -> Response:
+    return Response(error.encode(), error.status, error.headers, media_type="application/json")
+
+
+def stored_routes(store: StoreGetter, prefixes: tuple[str, ...] = ("/v1", "")) -> list[Route]:
+    def with_store(
+        handler: Callable[[Store, Request], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            current = store()
+            if current is None:
+                return _error(
+                    ApiError(
+                        404,
+                        "this bridge keeps no responses (it runs with --no-store)",
+                        code="not_found",
+                    )
+                )
+            try:
+                return await handler(current, request)
+            except Exception as exc:
+                return _error(map_exception(exc))
+
+        return endpoint
+
+    async def retrieve(store: Store, request: Request) -> Response:
+        record = await store.get(request.path_params["response_id"])
+        return _json(record.response)
+
+    async def delete(store: Store, request: Request) -> Response:
+        response_id = request.path_params["response_id"]
+        await store.delete(response_id)
+        return _json({"id": response_id, "object": "response", "deleted": True})
+
+    async def input_items(store: Store, request: Request) -> Response:
+        query = request.query_params
+        try:
+            limit = int(query.get("limit", "20"))
+        except ValueError:
+            raise ApiError.invalid(
+                f"Invalid value for 'limit': expected an integer, got {query.get('limit')!r}",
+                param="limit",
+                code="invalid_value",
+            ) from None
+        page = await store.list_input_items(
+            request.path_params["response_id"],
+            after=query.get("after"),
+            limit=limit,
+            order=query.get("order", "desc"),
+        )
+        return _json(page.to_json())
+
+    routes: list[Route] = []
+    for prefix in prefixes:
+        base = f"{prefix}/responses/{{response_id}}"
+        routes += [
+            Route(base, with_store(retrieve), methods=["GET"]),
+            Route(base, with_store(delete), methods=["DELETE"]),
+            Route(f"{base}/input_items", with_store(input_items), methods=["GET"]),
+        ]
+    return routes
