@@ -444,3 +444,48 @@ async def test_access_log_names_model_status_and_timing(
     assert fields["outcome"] == "completed" and fields["path"] == "/v1/responses"
     assert fields["ttfb_ms"] is not None and fields["bytes"] > 0
     assert fields["response_id"].startswith("resp_")
+
+
+# -- slow upstreams -----------------------------------------------------------------------------
+
+
+async def test_slow_first_token_commits_the_stream_and_keeps_it_alive(
+    upstream: ScriptedUpstream, http: httpx.AsyncClient
+) -> None:
+    pieces = [
+        sse_body([chat_chunk({"role": "assistant", "content": ""})], done=False),
+        sse_body([chat_chunk({"content": "late"})], done=False),
+        sse_body([chat_chunk({}, finish_reason="stop")]),
+    ]
+    upstream.push(Reply(b"".join(pieces), pieces=pieces, drip_s=0.4))
+    settings = settings_for(upstream, commit_after_s=0.05, heartbeat_s=0.1)
+    payload = {"model": "m", "input": "x", "stream": True}
+    async with (
+        running_bridge(settings) as bridge,
+        http.stream("POST", f"{bridge.base_url}/responses", json=payload) as response,
+    ):
+        assert response.status_code == 200
+        raw = await response.aread()
+    before_delta = raw.split(b"response.output_text.delta")[0]
+    assert b"response.created" in before_delta and b"response.in_progress" in before_delta
+    assert b": keep-alive\n\n" in before_delta
+    events = parse_sse(raw)
+    validate_events(events)
+    final = check_stream_invariants(events)
+    assert final["output"][0]["content"][0]["text"] == "late"
+
+
+async def test_failure_after_a_committed_silence_is_response_failed(
+    upstream: ScriptedUpstream, http: httpx.AsyncClient
+) -> None:
+    role = sse_body([chat_chunk({"role": "assistant", "content": ""})], done=False)
+    upstream.push(Reply(role, pieces=[role], drip_s=0.3, disconnect_after=len(role)))
+    async with running_bridge(settings_for(upstream, commit_after_s=0.05)) as bridge:
+        events = await stream_events(http, bridge.base_url)
+    check_stream_invariants(events)
+    assert [e["type"] for e in events] == [
+        "response.created",
+        "response.in_progress",
+        "response.failed",
+    ]
+    assert "stream closed before completion" in events[-1]["response"]["error"]["message"]

@@ -8,10 +8,12 @@ routing through the config (clients never choose upstream URLs or keys), the mom
 committed, client disconnects, and which error shape a failure takes. The meaning lives in the
 pure modules it wires: `request` (validation), `encoder` (the Responses wire), `errors` (mapping).
 
-A streaming answer is committed (HTTP 200 sent) when the first event arrives from the upstream;
-until then any upstream failure is an HTTP error with the OpenAI error object (429 keeps
-Retry-After, an unreachable upstream is a 502 naming its URL). After that a failure is a
-`response.failed` event. A client that goes away cancels the upstream request at once.
+A streaming answer is committed (HTTP 200 sent) when the first event arrives from the upstream,
+or after `commit_after_s` without one (a long prompt prefill must not leave the client, or a
+proxy, waiting for headers); until then an upstream failure is an HTTP error with the OpenAI
+error object (429 keeps Retry-After, an unreachable upstream is a 502 naming its URL). After that
+a failure is a `response.failed` event, and silences are filled with SSE keep-alive comments.
+A client that goes away cancels the upstream request at once.
 
 Frames are coalesced: a producer task feeds events to the encoder as the upstream yields them, and
 a sender task writes whatever accumulated whenever it gets to run, so one upstream read becomes
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import anyio
+import anyio.lowlevel
 import httpx
 import msgspec
 from starlette.applications import Starlette
@@ -65,6 +68,9 @@ DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_CONCURRENT_STREAMS = 256
 POOL_SHARDS = 16  # upstream connection pools per provider (see _Shards)
 CONNECTIONS_PER_SHARD = 8
+DEFAULT_COMMIT_AFTER_S = 2.0
+DEFAULT_HEARTBEAT_S = 15.0
+KEEPALIVE = b": keep-alive\n\n"
 SEND_HIGH_WATER_FRAMES = 4096  # frames buffered for a slow client before the producer waits
 CLOSE_TIMEOUT_S = 1.0
 SHARD_KEEPALIVE = 32  # idle upstream connections kept per pool
@@ -95,6 +101,10 @@ class BridgeSettings:
     store_ttl_s: float | None = DEFAULT_TTL_SECONDS
     expiry_interval_s: float = 600.0
     finish_grace_s: float = 2.0
+    # A stream is committed at its first event, or after this long without one (then upstream
+    # failures become `response.failed`), and sends a keep-alive comment when silent this long.
+    commit_after_s: float = DEFAULT_COMMIT_AFTER_S
+    heartbeat_s: float = DEFAULT_HEARTBEAT_S
 
 
 class Bridge:
@@ -285,7 +295,10 @@ class _Turn:
         self.send = send
         self.state = state
         self.producing = True
+        self.committed = False  # the 200 went out: failures are now `response.failed`
+        self.early_error: BaseException | None = None  # a failure before the commit
         self.complete = False  # the last byte of the answer was handed to the server
+        self.ready = anyio.Event()  # the first event arrived, or the upstream stream ended
         self.wake = anyio.Event()
         self.drained = anyio.Event()
 
@@ -326,45 +339,61 @@ class _Turn:
         await send_error(self.send, error)
 
     async def stream(self, events: AsyncIterator[Event]) -> None:
-        # The first event commits the answer: before it, failures are HTTP errors.
-        try:
-            first: Event | None = await anext(events)
-        except StopAsyncIteration:
-            first = None
-        except Exception as exc:
-            await self._error(exc)
-            return
-        await self.send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
-        self.encoder.start()
-        if first is not None:
-            self.encoder.feed(first)
-        # created, in_progress and the first event go out now, on their own: coalescing them
-        # with the rest of the upstream read would hold the first byte until it is all encoded.
-        body = self.encoder.take()
-        await self.send({"type": "http.response.body", "body": body, "more_body": True})
+        """Relay as SSE. The answer is committed (HTTP 200) at the first event, or after
+        `commit_after_s` without one (a long prefill); before that a failure is an HTTP error."""
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._sender)
-            await self._produce(events)
+            tg.start_soon(self._produce, events)
+            with anyio.move_on_after(self.bridge.settings.commit_after_s):
+                await self.ready.wait()
+            if self.early_error is not None:
+                await self._error(self.early_error)
+                return
+            self.committed = True  # from here on, failures are `response.failed`
+            await self.send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+            self.encoder.start()
+            # created, in_progress and the first event go out now, on their own: coalescing them
+            # with the rest of the upstream read would hold the first byte until it is encoded.
+            body = self.encoder.take()
+            await self.send({"type": "http.response.body", "body": body, "more_body": True})
+            await self._sender()
 
     async def _produce(self, events: AsyncIterator[Event]) -> None:
         encoder = self.encoder
+        first = True
         try:
             async for event in events:
                 encoder.feed(event)
                 self.wake.set()
-                if encoder.buffered_frames >= SEND_HIGH_WATER_FRAMES:
+                if first:
+                    first = False
+                    self.ready.set()
+                    await anyio.lowlevel.checkpoint()  # let the first bytes go out right away
+                elif self.committed and encoder.buffered_frames >= SEND_HIGH_WATER_FRAMES:
                     await self.drained.wait()  # a slow client: let the sender catch up
         except Exception as exc:
-            self._fail(exc)
+            if self.committed:
+                self._fail(exc)
+            else:
+                self.early_error = exc
         finally:
-            if not encoder.finished:
+            if self.early_error is None and not encoder.finished:
                 encoder.fail("server_error", "the upstream stream ended without completing")
             self.producing = False
+            self.ready.set()
             self.wake.set()
 
     async def _sender(self) -> None:
+        heartbeat_s = self.bridge.settings.heartbeat_s
         while True:
-            await self.wake.wait()
+            with anyio.move_on_after(heartbeat_s) as idle:
+                await self.wake.wait()
+            if idle.cancelled_caught:
+                # An SSE comment: keeps proxies and client idle timers from closing a stream
+                # whose upstream is still thinking; every SSE parser skips it.
+                await self.send(
+                    {"type": "http.response.body", "body": KEEPALIVE, "more_body": True}
+                )
+                continue
             # No await between wait() returning and take(): nothing fed meanwhile is lost.
             self.wake = anyio.Event()
             producing = self.producing

@@ -37,7 +37,9 @@ async def running_bridge(
 
 
 def parse_sse(data: bytes) -> list[JSON]:
-    """A whole Responses SSE body -> its events' JSON; checks each `event:` names the `type`."""
+    """A whole Responses SSE body -> its events' JSON; checks each `event:` names the `type`.
+
+    Comment blocks (keep-alives) are skipped, as every SSE parser does."""
     events: list[JSON] = []
     for block in data.decode("utf-8").split("\n\n"):
         if not block.strip():
@@ -49,6 +51,8 @@ def parse_sse(data: bytes) -> list[JSON]:
                 name = line[len("event: ") :]
             elif line.startswith("data: "):
                 payload.append(line[len("data: ") :])
+        if not payload:
+            continue  # a comment-only block (`: keep-alive`)
         event = msgspec.json.decode("\n".join(payload).encode())
         if name is not None and name != event.get("type"):
             raise AssertionError(f"SSE `event: {name}` carries data of type {event.get('type')!r}")
