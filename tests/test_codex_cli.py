@@ -98,6 +98,18 @@ wire_api = "responses"
 """
 
 
+def codex_env(home: Path, codex_home: Path) -> dict[str, str]:
+    """A bare environment for Codex: its own HOME and CODEX_HOME, nothing of the caller's."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "CODEX_HOME": str(codex_home),
+        "LANG": "C.UTF-8",
+        "NO_COLOR": "1",
+        "RUST_LOG": "error",
+    }
+
+
 @pytest.fixture
 async def trap() -> AsyncIterator[ProxyTrap]:
     async with ProxyTrap() as proxy:
@@ -129,16 +141,8 @@ async def test_codex_exec_runs_a_tool_turn_through_the_bridge(
     for folder in (home, codex_home, workdir):
         folder.mkdir()
     proxy = f"http://127.0.0.1:{trap.port}"
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "CODEX_HOME": str(codex_home),
-        "LANG": "C.UTF-8",
-        "NO_COLOR": "1",
-        "RUST_LOG": "error",
-        "NO_PROXY": "127.0.0.1,localhost",
-        "no_proxy": "127.0.0.1,localhost",
-    }
+    env = codex_env(home, codex_home)
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"):
         env[name] = env[name.lower()] = proxy
 

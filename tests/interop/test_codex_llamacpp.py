@@ -7,13 +7,12 @@ whatever Codex's ~6,000-token prompt says; Codex must print that sentence.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from ..test_codex_cli import codex_binary, codex_config
+from ..test_codex_cli import codex_binary, codex_config, codex_env
 from .llamacpp import ServerPool
 from .scripted_model import TEXT_SENTENCE
 
@@ -31,14 +30,7 @@ def test_codex_prints_the_llama_server_answer_through_the_bridge(
     (codex_home / "config.toml").write_text(
         codex_config(bridge.base_url).replace('"bridge-model"', f'"{bridge.alias}"')
     )
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "CODEX_HOME": str(codex_home),
-        "LANG": "C.UTF-8",
-        "NO_COLOR": "1",
-        "RUST_LOG": "error",
-    }
+    env = codex_env(home, codex_home)
     done = subprocess.run(
         [str(codex), "exec", "--skip-git-repo-check", "--ephemeral", "-s", "read-only", "Hi"],
         cwd=workdir,
