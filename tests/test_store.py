@@ -8,16 +8,12 @@ skip with the reason, unless WIREBRIDGE_REQUIRE_POSTGRES=1 (CI), where they fail
 
 from __future__ import annotations
 
-import functools
-import os
 import sqlite3
-import subprocess
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import anyio
 import asyncpg
@@ -41,68 +37,15 @@ from wirebridge.store.expiry import Expirer
 from wirebridge.store.records import DEFAULT_TTL_SECONDS, MAX_CHAIN_DEPTH
 from wirebridge.store.schema import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS, Migration
 
+from .conftest import create_scratch_database, drop_scratch_database
+
 pytestmark = pytest.mark.anyio
 
-REPO = Path(__file__).resolve().parents[1]
-START_POSTGRES = REPO / "scripts" / "start_postgres.sh"
 T0 = 1_750_000_000  # a fixed "now" (unix seconds) for every record and the injected clock
 
 
 # ---------------------------------------------------------------------------------------------
 # Backends
-
-
-@functools.cache
-def postgres_server() -> tuple[str | None, str]:
-    """(URL of a PostgreSQL server we may create databases on, or None; why not)."""
-    url = os.environ.get("WIREBRIDGE_TEST_POSTGRES_URL")
-    if url:
-        return url, ""
-    try:
-        proc = subprocess.run(
-            ["bash", str(START_POSTGRES)], capture_output=True, text=True, timeout=900
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return None, f"scripts/start_postgres.sh could not run: {exc}"
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
-        return None, f"scripts/start_postgres.sh failed (exit {proc.returncode}): {tail}"
-    return lines[-1], ""
-
-
-@pytest.fixture(scope="session")
-def postgres_server_url() -> str:
-    url, reason = postgres_server()
-    if url is None:
-        if os.environ.get("WIREBRIDGE_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL is required (WIREBRIDGE_REQUIRE_POSTGRES=1): {reason}")
-        pytest.skip(f"no PostgreSQL server for the store tests: {reason}")
-    return url
-
-
-def with_database(url: str, database: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + database))
-
-
-async def create_scratch_database(server_url: str) -> str:
-    name = f"wbtest_{uuid.uuid4().hex[:16]}"
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return with_database(server_url, name)
-
-
-async def drop_scratch_database(server_url: str, url: str) -> None:
-    name = urlsplit(url).path.lstrip("/")
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
