@@ -79,6 +79,26 @@ def transaction(conn: sqlite3.Connection, mode: Literal["DEFERRED", "IMMEDIATE"]
     conn.execute("COMMIT")
 
 
+def _enter_wal(conn: sqlite3.Connection, busy_timeout_s: float) -> None:
+    """Switch to WAL, waiting out other openers of a new file.
+
+    Switching the journal mode needs an exclusive lock, and SQLite answers "database is locked"
+    at once there instead of calling the busy handler, so processes opening one new file
+    together (several bridges starting) would fail; retry within the busy timeout instead.
+    """
+    deadline = time.monotonic() + busy_timeout_s
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)  # a worker thread: this never blocks the event loop
+        delay = min(delay * 2, 0.2)
+
+
 def connect(path: str, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> sqlite3.Connection:
     """Open (creating if needed, owner-only) the database file in WAL mode."""
     if path != MEMORY:
@@ -93,7 +113,7 @@ def connect(path: str, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> sqlite3.Con
     )
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        _enter_wal(conn, busy_timeout_s)
         conn.execute("PRAGMA synchronous = FULL")  # one fsync per response: cheap at our rate
     except sqlite3.DatabaseError as exc:
         conn.close()
