@@ -465,3 +465,78 @@ def test_foreign_encrypted_content_is_left_alone() -> None:
     ]
     msg = build_chat_payload(Prompt("s", history), "m")["messages"][2]
     assert "reasoning_details" not in msg and "reasoning" not in msg
+
+
+# -- opt-in live tool-call deltas ------------------------------------------------------------
+
+
+def test_streamed_call_deltas_carry_one_id_from_first_piece_to_the_item() -> None:
+    body = sse_body(
+        [
+            chat_chunk(
+                {"tool_calls": [{"index": 0, "function": {"name": "f", "arguments": '{"a"'}}]}
+            ),
+            chat_chunk({"tool_calls": [{"index": 0, "function": {"arguments": ":1}"}}]}),
+            chat_chunk({}, finish_reason="tool_calls"),
+        ]
+    )
+    events = decode(body, stream_tool_calls=True)
+    deltas = [e for e in events if e["type"] == "tool_call_delta"]
+    (item,) = [e["item"] for e in events if e["type"] == "output_item_done"]
+    assert [d["delta"] for d in deltas] == ['{"a"', ":1}"]
+    assert {d["call_id"] for d in deltas} == {item["call_id"]}  # no id from the server: made once
+    assert item["arguments"] == '{"a":1}'
+    plain = decode(body)  # without the option: the same events, less the call deltas
+    assert [e["type"] for e in plain] == [
+        e["type"] for e in events if e["type"] != "tool_call_delta"
+    ]
+
+
+def test_arguments_before_the_name_are_streamed_once_the_name_is_known() -> None:
+    body = sse_body(
+        [
+            chat_chunk({"tool_calls": [{"index": 0, "id": "c", "function": {"arguments": "{"}}]}),
+            chat_chunk({"tool_calls": [{"index": 0, "function": {"name": "g", "arguments": "}"}}]}),
+            chat_chunk({}, finish_reason="tool_calls"),
+        ]
+    )
+    deltas = [e for e in decode(body, stream_tool_calls=True) if e["type"] == "tool_call_delta"]
+    assert [(d["name"], d["delta"]) for d in deltas] == [("g", "{}")]
+
+
+def test_emulated_custom_tools_are_not_streamed_as_call_deltas() -> None:
+    tools = map_tools([{"type": "custom", "name": "apply_patch", "description": "d"}])
+    body = sse_body(
+        [
+            chat_chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": "c",
+                            "function": {"name": "apply_patch", "arguments": '{"input":"x"}'},
+                        }
+                    ]
+                }
+            ),
+            chat_chunk({}, finish_reason="tool_calls"),
+        ]
+    )
+    events = decode(body, tool_map=tools, stream_tool_calls=True)
+    assert not [e for e in events if e["type"] == "tool_call_delta"]
+
+
+async def _aggregate_drops_call_deltas() -> list[str]:
+    from wirebridge import aggregate
+    from wirebridge.events import Completed, ToolCallDelta
+
+    async def events() -> Any:
+        yield ToolCallDelta(0, "c", "f", "{}")
+        yield Completed()
+
+    return [e.type async for e in aggregate(events(), "aggregated")]
+
+
+@pytest.mark.anyio
+async def test_aggregated_mode_drops_call_deltas() -> None:
+    assert await _aggregate_drops_call_deltas() == ["completed"]

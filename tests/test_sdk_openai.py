@@ -198,3 +198,31 @@ async def test_sdk_raises_typed_errors_with_the_param(upstream: ScriptedUpstream
             await client.responses.create(model="m", input="x")
     assert bad.value.param == "temperature"
     assert limited.value.code == "rate_limit_exceeded"
+
+
+async def test_call_arguments_stream_as_they_arrive(upstream: ScriptedUpstream) -> None:
+    """Each upstream fragment is relayed as its own arguments delta, before the call is done."""
+    calls = [("call_a", "get_weather", {"city": "Paris"}), ("call_b", "get_weather", "{}")]
+    upstream.push(Reply(tool_call_body(calls, fragments=4)))
+    config = passthrough_config(upstream.base_url)
+    async with running_bridge(config) as server, sdk(server) as client:
+        stream = await client.responses.create(
+            model="m", input="Weather?", tools=[WEATHER_TOOL], stream=True
+        )
+        events = [dumped(e) async for e in stream]
+    validate_events(events)
+    final = check_stream_invariants(events)
+    kinds = [e["type"] for e in events]
+    first_done = kinds.index("response.output_item.done")
+    deltas = [e for e in events if e["type"] == "response.function_call_arguments.delta"]
+    assert len(deltas) >= 4, kinds  # the first call's 4 fragments, not one delta per call
+    assert all(kinds.index(d["type"]) < first_done for d in deltas[:4])
+    items = {e["item_id"]: "" for e in deltas}
+    for d in deltas:
+        items[d["item_id"]] += d["delta"]
+    done = [o for o in final["output"] if o["type"] == "function_call"]
+    assert [(o["call_id"], json.loads(o["arguments"])) for o in done] == [
+        ("call_a", {"city": "Paris"}),
+        ("call_b", {}),
+    ]
+    assert [items[o["id"]] for o in done] == [o["arguments"] for o in done]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Literal
 
-from .events import DELTA_TYPES, Event
+from .events import STREAMED_TYPES, Event
 
 Mode = Literal["aggregated", "streaming"]
 
@@ -23,6 +23,6 @@ async def aggregate(
         raise ValueError(f"mode must be 'aggregated' or 'streaming', not {mode!r}")
     drop_deltas = mode == "aggregated"
     async for event in stream:
-        if drop_deltas and isinstance(event, DELTA_TYPES):
+        if drop_deltas and isinstance(event, STREAMED_TYPES):
             continue
         yield event

@@ -48,6 +48,8 @@ class Client:
 
     `sleep`, `clock` and `rand` are injectable so tests can record retry waits instead of
     sleeping through them. Use `async with Client(...)` (or `aclose()`) to close the pool.
+    `stream_tool_calls=True` adds `ToolCallDelta` events as call arguments arrive (the server
+    relays them live); by default a call is reported once, whole.
     """
 
     def __init__(
@@ -60,12 +62,14 @@ class Client:
         sleep: Sleep = anyio.sleep,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
+        stream_tool_calls: bool = False,
     ):
         if not (finish_grace_s >= 0 and math.isfinite(finish_grace_s)):
             raise ValueError(f"finish_grace_s must be a finite number >= 0, not {finish_grace_s}")
         self.provider = provider
         self.model = model
         self.finish_grace_s = finish_grace_s
+        self.stream_tool_calls = stream_tool_calls
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=http_timeout(provider))
         self._sleep, self._clock, self._rand = sleep, clock, rand
@@ -134,7 +138,11 @@ class Client:
         chunks = response.aiter_bytes()
         try:
             parser = SSEParser()
-            decoder = ChatStreamDecoder(request.tool_map, self.provider.think_tags)
+            decoder = ChatStreamDecoder(
+                request.tool_map,
+                self.provider.think_tags,
+                stream_tool_calls=self.stream_tool_calls,
+            )
             grace_deadline: float | None = None
             while not decoder.completed:
                 if decoder.finished and grace_deadline is None:

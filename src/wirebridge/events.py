@@ -57,6 +57,22 @@ class ReasoningSummaryDelta:
 
 
 @dataclass(slots=True)
+class ToolCallDelta:
+    """A piece of a function call's arguments as it streams (opt-in: `stream_tool_calls`).
+
+    `index` is the call's position among this turn's calls; the finished call still comes whole
+    as `output_item_done`. Emulated custom tools are not streamed (their input is JSON-wrapped).
+    """
+
+    index: int
+    call_id: str
+    name: str
+    delta: str
+    namespace: str | None = None
+    type: Literal["tool_call_delta"] = "tool_call_delta"
+
+
+@dataclass(slots=True)
 class OutputItemDone:
     item: Item
     type: Literal["output_item_done"] = "output_item_done"
@@ -80,12 +96,14 @@ Event: TypeAlias = (
     | OutputTextDelta
     | ReasoningContentDelta
     | ReasoningSummaryDelta
+    | ToolCallDelta
     | OutputItemDone
     | Incomplete
     | Completed
 )
 DeltaEvent: TypeAlias = OutputTextDelta | ReasoningContentDelta | ReasoningSummaryDelta
 DELTA_TYPES = (OutputTextDelta, ReasoningContentDelta, ReasoningSummaryDelta)
+STREAMED_TYPES = (*DELTA_TYPES, ToolCallDelta)  # what `aggregated` mode drops
 
 
 def dump(x: Event | Item) -> dict[str, Any]:
@@ -96,6 +114,13 @@ def dump(x: Event | Item) -> dict[str, Any]:
         return {"type": x.type, "delta": x.delta}
     if isinstance(x, OutputItemDone):
         return {"type": "output_item_done", "item": dump_item(x.item)}
+    if isinstance(x, ToolCallDelta):
+        out: dict[str, Any] = {"type": x.type, "index": x.index, "call_id": x.call_id}
+        out["name"] = x.name
+        if x.namespace is not None:
+            out["namespace"] = x.namespace
+        out["delta"] = x.delta
+        return out
     if isinstance(x, Completed):
         usage = x.token_usage.dump() if x.token_usage is not None else None
         return {"type": "completed", "response_id": x.response_id, "token_usage": usage}

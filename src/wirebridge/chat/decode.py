@@ -27,6 +27,7 @@ from ..events import (
     OutputTextDelta,
     ReasoningContentDelta,
     TokenUsage,
+    ToolCallDelta,
 )
 from ..items import (
     CustomToolCall,
@@ -47,12 +48,14 @@ _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"
 
 
 class _ToolCall:
-    __slots__ = ("arguments", "id", "name", "signature")
+    __slots__ = ("arguments", "id", "index", "name", "signature", "streamed")
 
-    def __init__(self) -> None:
+    def __init__(self, index: int) -> None:
+        self.index = index  # position among this turn's calls (the upstream's, or arrival order)
         self.id = ""
         self.name = ""
         self.arguments: list[str] = []
+        self.streamed = 0  # argument pieces already reported as ToolCallDelta
         self.signature = ""  # Gemini's thought_signature, echoed back via encrypted_content
 
 
@@ -96,8 +99,15 @@ def usage_from_chunk(usage: dict[str, Any]) -> TokenUsage:
 class ChatStreamDecoder:
     """State machine: `feed(data)` per SSE event, then `end_of_stream()` at EOF."""
 
-    def __init__(self, tool_map: ToolMap | None = None, think_tags: ThinkTags = "off"):
+    def __init__(
+        self,
+        tool_map: ToolMap | None = None,
+        think_tags: ThinkTags = "off",
+        *,
+        stream_tool_calls: bool = False,
+    ):
         self.tool_map = tool_map or ToolMap()
+        self.stream_tool_calls = stream_tool_calls  # emit ToolCallDelta as arguments arrive
         self.response_id = ""
         self.usage: TokenUsage | None = None
         self.finished = False  # a finish_reason (or [DONE]) ended the output; items were emitted
@@ -157,9 +167,10 @@ class ChatStreamDecoder:
             if calls and type(calls) is list:
                 for entry in calls:
                     if type(entry) is dict:
-                        self._tool_call_delta(entry)
+                        self._tool_call_delta(entry, events)
             elif delta.get("function_call") and type(delta["function_call"]) is dict:
-                self._tool_call_delta({"index": 0, "function": delta["function_call"]})  # legacy
+                legacy = {"index": 0, "function": delta["function_call"]}
+                self._tool_call_delta(legacy, events)
         message = choice.get("message")
         if message and type(message) is dict:
             final = message.get("reasoning")
@@ -196,7 +207,7 @@ class ChatStreamDecoder:
             self._text.append(text)
             events.append(OutputTextDelta(text))
 
-    def _tool_call_delta(self, entry: dict[str, Any]) -> None:
+    def _tool_call_delta(self, entry: dict[str, Any], events: list[Event]) -> None:
         index = entry.get("index")
         call_id = entry.get("id")
         if not isinstance(call_id, str):
@@ -204,16 +215,14 @@ class ChatStreamDecoder:
         if isinstance(index, int) and not isinstance(index, bool):
             call = self._calls.get(index)
             if call is None:
-                call = self._calls[index] = _ToolCall()
+                call = self._calls[index] = _ToolCall(index)
                 self._next_free_index = max(self._next_free_index, index + 1)
         elif call_id and (self._latest is None or call_id != self._latest.id):
-            call = self._calls[self._next_free_index] = _ToolCall()  # D3: a new id, a new call
-            self._next_free_index += 1
+            call = self._new_call()  # D3: a new id, a new call
         elif self._latest is not None:
             call = self._latest
         else:
-            call = self._calls[self._next_free_index] = _ToolCall()
-            self._next_free_index += 1
+            call = self._new_call()
         self._latest = call
         if call_id and not call.id:
             call.id = call_id  # taken once, never concatenated (D3)
@@ -231,6 +240,23 @@ class ChatStreamDecoder:
             signature = google.get("thought_signature") if type(google) is dict else None
             if signature and isinstance(signature, str):
                 call.signature = signature
+        if self.stream_tool_calls and call.name and len(call.arguments) > call.streamed:
+            self._stream_arguments(call, events)
+
+    def _new_call(self) -> _ToolCall:
+        call = self._calls[self._next_free_index] = _ToolCall(self._next_free_index)
+        self._next_free_index += 1
+        return call
+
+    def _stream_arguments(self, call: _ToolCall, events: list[Event]) -> None:
+        target = self.tool_map.target(call.name)
+        if target.kind == "custom":
+            return  # its input is JSON-wrapped ({"input": ...}): reported whole at the end
+        if not call.id:
+            call.id = _new_call_id()  # fixed now, so the finished item carries the same id
+        piece = "".join(call.arguments[call.streamed :])
+        call.streamed = len(call.arguments)
+        events.append(ToolCallDelta(call.index, call.id, call.name, piece, target.namespace))
 
     def _flush_think(self, events: list[Event]) -> None:
         if self._think is None:
@@ -267,7 +293,7 @@ class ChatStreamDecoder:
         calls: list[Item] = []
         for index in sorted(self._calls):
             call = self._calls[index]
-            call_id = call.id or f"call_{uuid.uuid4().hex[:24]}"
+            call_id = call.id or _new_call_id()
             if call.signature:
                 state.thought_signatures[call_id] = call.signature
             calls.append(self._call_item(call, call_id))
@@ -294,6 +320,11 @@ class ChatStreamDecoder:
             code = error.get("code") or error.get("type")
             raise ProviderError(str(message), code if isinstance(code, str | int) else None)
         raise ProviderError(str(error))
+
+
+def _new_call_id() -> str:
+    """For servers that send a call without an id (some llama.cpp builds, legacy function_call)."""
+    return f"call_{uuid.uuid4().hex[:24]}"
 
 
 def _custom_input(arguments: str) -> str:

@@ -263,7 +263,11 @@ class _Shards:
                 limits=httpx.Limits(max_connections=limit, max_keepalive_connections=keepalive),
             )
             client = Client(
-                provider, model="", http_client=http, finish_grace_s=settings.finish_grace_s
+                provider,
+                model="",
+                http_client=http,
+                finish_grace_s=settings.finish_grace_s,
+                stream_tool_calls=True,  # relay function_call_arguments.delta as they come
             )
             self.clients.append((client, http))
         self._turn = itertools.cycle(range(count))

@@ -15,8 +15,10 @@ Wire rules it keeps (the Responses API as OpenAI streams it; Codex depends on th
   stream: `response.completed`, `response.incomplete` or `response.failed`.
 
 The core decoder streams text and reasoning as deltas and reports each item whole at the end
-(`output_item_done`); tool calls are not streamed by the core, so a call is emitted as
-added -> arguments delta -> arguments done -> done when it completes. The reasoning item stays
+(`output_item_done`). Function calls stream too when the decoder is asked for `ToolCallDelta`s:
+the call is `added` at its first piece, each piece is an arguments delta, and the finished item
+brings `.done`; a call that arrives whole (emulated custom tools, or a decoder not streaming
+calls) is emitted as added -> one delta -> done when it completes. The reasoning item stays
 open until the decoder reports it (even while the answer streams), because only the final item
 may carry provider state to echo back (`encrypted_content`).
 
@@ -41,6 +43,7 @@ from ..events import (
     ReasoningContentDelta,
     ReasoningSummaryDelta,
     TokenUsage,
+    ToolCallDelta,
 )
 from ..items import CustomToolCall, FunctionCall, Message, Reasoning, dump_item
 
@@ -83,6 +86,7 @@ def _head(kind: str) -> bytes:
 _TEXT_DELTA = _head("response.output_text.delta")
 _REASONING_DELTA = _head("response.reasoning_text.delta")
 _SUMMARY_DELTA = _head("response.reasoning_summary_text.delta")
+_ARGUMENTS_DELTA = _head("response.function_call_arguments.delta")
 _TEXT_TAIL = b',"logprobs":[]}\n\n'
 _TAIL = b"}\n\n"
 
@@ -140,10 +144,12 @@ class ResponsesEncoder:
         self._message: _OpenItem | None = None
         self._reasoning: _OpenItem | None = None
         self._incomplete: str | None = None
+        self._calls: dict[str, _OpenItem] = {}  # streamed function calls by call_id
         self._handlers: dict[type, Callable[[Any], None]] = {
             OutputTextDelta: self._on_text,
             ReasoningContentDelta: self._on_reasoning,
             ReasoningSummaryDelta: self._on_summary,
+            ToolCallDelta: self._on_call_delta,
             OutputItemDone: self._on_item_done,
             Incomplete: self._on_incomplete,
             Completed: self._on_completed,
@@ -174,10 +180,11 @@ class ResponsesEncoder:
             return
         if not self.started:
             self.start()
-        for item in (self._reasoning, self._message):
+        for item in (self._reasoning, self._message, *self._calls.values()):
             if item is not None:
                 self.output[item.index]["status"] = "incomplete"
         self._reasoning = self._message = None
+        self._calls.clear()
         self.response["status"] = "failed"
         self.response["error"] = {"code": code, "message": message, "param": param}
         self._lifecycle("response.failed")
@@ -230,6 +237,14 @@ class ResponsesEncoder:
         assert item.summary is not None
         item.summary.append(event.delta)
         self._delta(_SUMMARY_DELTA, item.summary_mid, event.delta)
+
+    def _on_call_delta(self, event: ToolCallDelta) -> None:
+        item = self._calls.get(event.call_id)
+        if item is None:
+            base = self._call_base("function_call", event.call_id, event.name, event.namespace)
+            item = self._calls[event.call_id] = self._add("fc", {**base, "arguments": ""}, None)
+        item.chunks.append(event.delta)
+        self._delta(_ARGUMENTS_DELTA, item.delta_mid, event.delta)
 
     def _delta(self, head: bytes, mid: bytes, delta: str) -> None:
         if self.frames:
@@ -357,22 +372,28 @@ class ResponsesEncoder:
             done["encrypted_content"] = reasoning.encrypted_content
         self._done(item, done)
 
+    @staticmethod
+    def _call_base(kind: str, call_id: str, name: str, namespace: str | None) -> JSON:
+        base: JSON = {"type": kind, "status": "in_progress", "call_id": call_id, "name": name}
+        if namespace is not None:
+            base["namespace"] = namespace
+        return base
+
     def _tool_call(
         self, call: FunctionCall | CustomToolCall, prefix: str, key: str, value: str
     ) -> None:
         kind = call.type
-        base: JSON = {"type": kind, "status": "in_progress", "call_id": call.call_id}
-        base["name"] = call.name
-        if isinstance(call, FunctionCall) and call.namespace is not None:
-            base["namespace"] = call.namespace
-        opened = self._add(prefix, {**base, key: ""}, None)
+        namespace = call.namespace if isinstance(call, FunctionCall) else None
+        base = self._call_base(kind, call.call_id, call.name, namespace)
+        streamed = self._calls.pop(call.call_id, None) if kind == "function_call" else None
+        opened = streamed or self._add(prefix, {**base, key: ""}, None)
         event = (
             "response.function_call_arguments"
             if kind == "function_call"
             else ("response.custom_tool_call_input")
         )
         ids = {"item_id": opened.id, "output_index": opened.index}
-        if value:
+        if streamed is None and value:
             self._emit(event + ".delta", {**ids, "delta": value})
         self._emit(event + ".done", {**ids, key: value})
         self._done(opened, {"id": opened.id, **base, "status": "completed", key: value})
