@@ -32,6 +32,14 @@ def decode(body: bytes, cuts: list[int] | None = None, **kwargs: Any) -> list[di
     return events
 
 
+def one_call_body(name: str, arguments: str, call_id: str = "c") -> bytes:
+    """A turn that makes one tool call, whole in one chunk."""
+    call = {"index": 0, "id": call_id, "function": {"name": name, "arguments": arguments}}
+    return sse_body(
+        [chat_chunk({"tool_calls": [call]}), chat_chunk({}, finish_reason="tool_calls")]
+    )
+
+
 def merged(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for e in events:
@@ -302,22 +310,7 @@ def test_error_object_is_a_provider_error_with_its_message_and_code() -> None:
 
 def test_custom_tool_reply_that_ignores_the_schema_passes_its_text() -> None:
     tools = map_tools([{"type": "custom", "name": "apply_patch", "description": "d"}])
-    body = sse_body(
-        [
-            chat_chunk(
-                {
-                    "tool_calls": [
-                        {
-                            "index": 0,
-                            "id": "c",
-                            "function": {"name": "apply_patch", "arguments": "*** Begin Patch"},
-                        }
-                    ]
-                }
-            ),
-            chat_chunk({}, finish_reason="tool_calls"),
-        ]
-    )
+    body = one_call_body("apply_patch", "*** Begin Patch")
     (event,) = [e for e in decode(body, tool_map=tools) if e["type"] == "output_item_done"]
     assert event["item"] == {
         "type": "custom_tool_call",
@@ -506,22 +499,7 @@ def test_arguments_before_the_name_are_streamed_once_the_name_is_known() -> None
 
 def test_emulated_custom_tools_are_not_streamed_as_call_deltas() -> None:
     tools = map_tools([{"type": "custom", "name": "apply_patch", "description": "d"}])
-    body = sse_body(
-        [
-            chat_chunk(
-                {
-                    "tool_calls": [
-                        {
-                            "index": 0,
-                            "id": "c",
-                            "function": {"name": "apply_patch", "arguments": '{"input":"x"}'},
-                        }
-                    ]
-                }
-            ),
-            chat_chunk({}, finish_reason="tool_calls"),
-        ]
-    )
+    body = one_call_body("apply_patch", '{"input":"x"}')
     events = decode(body, tool_map=tools, stream_tool_calls=True)
     assert not [e for e in events if e["type"] == "tool_call_delta"]
 
