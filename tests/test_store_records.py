@@ -12,13 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wirebridge.errors import ConfigError
+from wirebridge.redact import redact_dsn
 from wirebridge.store import (
     InvalidParameterError,
     PreviousResponseNotFoundError,
     SchemaVersionError,
     StoredResponse,
     parse_store_url,
-    redact_url,
 )
 from wirebridge.store.records import (
     ChainLink,
@@ -258,8 +258,8 @@ def test_location_prints_without_the_password() -> None:
         ("postgresql://h/db", "postgresql://h/db"),
     ],
 )
-def test_redact_url_hides_every_password_form(url: str, shown: str) -> None:
-    assert redact_url(url) == shown
+def test_redact_dsn_hides_every_password_form(url: str, shown: str) -> None:
+    assert redact_dsn(url) == shown
 
 
 # ---------------------------------------------------------------------------------------------

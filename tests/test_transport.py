@@ -554,7 +554,7 @@ async def test_a_huge_line_in_small_writes_arrives_whole(upstream: ScriptedUpstr
 
 
 def test_redact_url_drops_userinfo_and_secret_query_values() -> None:
-    from wirebridge.transport import redact_url
+    from wirebridge.redact import redact_url
 
     shown = redact_url("https://user:pw@example.test:8443/v1/chat/completions?x=1", {"key": "k1"})
     assert shown == "https://example.test:8443/v1/chat/completions?x=1&key=***"

@@ -31,8 +31,9 @@ from .errors import IdleTimeoutError, StreamError
 from .events import Event
 from .prompt import Prompt
 from .provider import Provider
+from .redact import redact_url
 from .retry import backoff_delay
-from .transport import Sleep, http_timeout, open_stream, redact_url
+from .transport import Sleep, http_timeout, open_stream
 
 log = logging.getLogger("wirebridge.client")
 DEFAULT_FINISH_GRACE_S = 2.0

@@ -14,8 +14,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-import urllib.parse
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -31,50 +30,16 @@ from .errors import (
     excerpt,
 )
 from .provider import Provider
+from .redact import redact_headers, redact_url, scrub
 from .retry import MAX_RETRY_AFTER_S, decide, retry_after
 
 log = logging.getLogger("wirebridge.transport")
 USER_AGENT = f"wirebridge/{__version__} python-httpx/{httpx.__version__}"
-SECRET_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "api-key", "x-api-key", "openai-api-key", "cookie"}
-)
-SECRET_PARAM_HINTS = ("key", "token", "secret", "sig", "password")
 ERROR_BODY_READ_LIMIT = 64 * 1024  # read at most this much of an error body
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "cf-ray")
 _encode = msgspec.json.Encoder().encode
 
 Sleep = Callable[[float], Awaitable[Any]]
-
-
-def redact_headers(
-    headers: dict[str, str], secret_names: set[str] | frozenset[str] = frozenset()
-) -> dict[str, str]:
-    """Headers safe to log: credentials and env-sourced values replaced by `***`."""
-    lowered = {n.lower() for n in secret_names}
-    out = {}
-    for name, value in headers.items():
-        secret = name.lower() in SECRET_HEADERS or name.lower() in lowered
-        out[name] = "***" if secret else value
-    return out
-
-
-def redact_url(url: str, params: dict[str, str] | None = None) -> str:
-    """A URL safe to log: no userinfo, secret-looking query values replaced by `***`."""
-    parts = urllib.parse.urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]
-    pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-    pairs += list((params or {}).items())
-    shown = [(k, "***" if any(h in k.lower() for h in SECRET_PARAM_HINTS) else v) for k, v in pairs]
-    query = urllib.parse.urlencode(shown, safe="*")
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every secret value replaced by `***` (belt and braces for debug lines)."""
-    for secret in secrets:
-        if len(secret) >= 4:  # a 1-3 char "secret" would shred the text and hide nothing
-            text = text.replace(secret, "***")
-    return text
 
 
 def request_headers(provider: Provider) -> dict[str, str]:

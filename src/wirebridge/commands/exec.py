@@ -39,7 +39,7 @@ from ..events import (
 from ..items import CustomToolCall, FunctionCall
 from ..prompt import Prompt
 from ..provider import Config, Provider, load_config
-from ..transport import redact_url
+from ..redact import redact_url
 
 THINK_TAGS = click.Choice(["off", "on", "preopened"])
 EXIT_FAILURE = 1

@@ -18,7 +18,7 @@ import click
 
 from ..errors import ConfigError
 from ..provider import BUILTIN_PROVIDERS, Config, Provider, load_config
-from ..transport import SECRET_PARAM_HINTS, redact_headers
+from ..redact import redact_headers, redact_params
 from .exec import fail
 
 COLUMNS = ("NAME", "BASE URL", "API KEY", "SOURCE")
@@ -44,10 +44,7 @@ def describe(config: Config, name: str) -> dict[str, Any]:
     """One provider as JSON: its options, with secrets left out."""
     provider = config.providers[name]
     key, present = _key_status(provider)
-    params = {
-        k: "***" if any(h in k.lower() for h in SECRET_PARAM_HINTS) else v
-        for k, v in (provider.query_params or {}).items()
-    }
+    params = redact_params(provider.query_params or {})
     return {
         "name": name,
         "base_url": provider.base_url,

@@ -45,13 +45,13 @@ from ..chat.request import ChatRequest, prepare_chat_request
 from ..client import Client
 from ..events import Event
 from ..provider import Config, Provider
+from ..redact import redact_dsn
 from ..store import (
     DEFAULT_TTL_SECONDS,
     Store,
     background_expiry,
     open_store,
     parse_store_url,
-    redact_url,
 )
 from ..transport import http_timeout
 from .encoder import IdFactory, ResponsesEncoder, random_id
@@ -480,7 +480,7 @@ def create_app(
                 settings.store = await open_store(
                     settings.store_url, ttl_seconds=settings.store_ttl_s
                 )
-                log.info("response store: %s %s", location.backend, redact_url(location.target))
+                log.info("response store: %s %s", location.backend, redact_dsn(location.target))
             if settings.store is not None and settings.store_ttl_s is not None:
                 await stack.enter_async_context(
                     background_expiry(settings.store, interval_s=settings.expiry_interval_s)

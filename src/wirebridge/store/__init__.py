@@ -27,7 +27,7 @@ from .errors import (
     StoreError,
 )
 from .expiry import Expirer, background_expiry
-from .location import StoreLocation, parse_store_url, redact_url
+from .location import StoreLocation, parse_store_url
 from .records import DEFAULT_TTL_SECONDS, ItemPage, StoredResponse
 
 __all__ = [
@@ -46,7 +46,6 @@ __all__ = [
     "background_expiry",
     "open_store",
     "parse_store_url",
-    "redact_url",
 ]
 
 

@@ -3,7 +3,7 @@
 The store knows nothing of HTTP; it names the cause (`code`) and the request parameter at fault
 (`param`) the way the OpenAI API does, and the server picks the status: a `ResponseNotFoundError`
 is a 404 on `GET`/`DELETE /v1/responses/{id}`, while `PreviousResponseNotFoundError` and
-`InvalidParameterError` are 400s. Messages never contain a database password (see `redact_url`).
+`InvalidParameterError` are 400s. Messages never contain a database password (see `redact_dsn`).
 """
 
 from __future__ import annotations

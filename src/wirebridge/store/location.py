@@ -7,19 +7,19 @@
     postgresql://... postgres://  -> PostgreSQL (asyncpg), the URL passed through unchanged
 
 Pure: reads the environment only through the `env` mapping it is given. A PostgreSQL URL may
-hold a password, so anything shown to a user goes through `redact_url` first.
+hold a password, so anything shown to a user goes through `redact_dsn` first.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from ..errors import ConfigError
+from ..redact import redact_dsn
 
 DB_FILENAME = "responses.db"
 DEFAULT_HOME = "~/.wirebridge"
@@ -32,7 +32,7 @@ class StoreLocation:
     target: str  # a filesystem path (or ":memory:") for SQLite, the URL for PostgreSQL
 
     def __str__(self) -> str:
-        return redact_url(self.target) if self.backend == "postgresql" else self.target
+        return redact_dsn(self.target) if self.backend == "postgresql" else self.target
 
 
 def wirebridge_home(env: Mapping[str, str]) -> Path:
@@ -53,25 +53,6 @@ def parse_store_url(url: str | None, env: Mapping[str, str] = os.environ) -> Sto
             raise ConfigError("store URL 'sqlite://' names no file; use sqlite:///path/to/file.db")
         return StoreLocation("sqlite", rest if rest == MEMORY else str(Path(rest).expanduser()))
     raise ConfigError(
-        f"unsupported store URL scheme '{scheme}' in {redact_url(url)!r}: use sqlite:///path, "
+        f"unsupported store URL scheme '{scheme}' in {redact_dsn(url)!r}: use sqlite:///path, "
         "postgresql://user@host/db, or leave it unset for the default SQLite file"
     )
-
-
-_QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)[^&#]*")
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password (in the userinfo or a `password=` parameter) replaced.
-
-    Conservative on purpose: the userinfo ends at the last `@` before the query, so a password
-    holding an unescaped `@` or `/` is still hidden whole.
-    """
-    scheme, sep, rest = url.partition("://")
-    if sep:
-        head, qmark, query = rest.partition("?")
-        userinfo, at, tail = head.rpartition("@")
-        if at and ":" in userinfo:
-            head = userinfo.split(":", 1)[0] + ":***@" + tail
-        url = scheme + sep + head + qmark + query
-    return _QUERY_PASSWORD.sub(r"\1***", url)

@@ -7,7 +7,7 @@ lock, so processes starting together apply each migration once; expiry deletes i
 with `FOR UPDATE SKIP LOCKED`, so sweeps from several processes never wait on each other.
 
 The URL (`postgresql://` or `postgres://`, libpq syntax, as asyncpg reads it) may hold a
-password: errors show it through `redact_url` and scrub it from driver messages.
+password: errors show it through `redact_dsn` and scrub it from driver messages.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from urllib.parse import unquote, urlsplit
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs; the calls used are few
 
+from ..redact import redact_dsn
 from .base import Store
 from .errors import DuplicateResponseError, StoreError
-from .location import redact_url
 from .records import (
     COLUMNS,
     DEFAULT_TTL_SECONDS,
@@ -140,7 +140,7 @@ class PostgresStore(Store):
             )
         except (*DRIVER_ERRORS, ValueError) as exc:
             raise StoreError(
-                f"cannot connect to PostgreSQL at {redact_url(url)}: {describe_error(exc, url)}"
+                f"cannot connect to PostgreSQL at {redact_dsn(url)}: {describe_error(exc, url)}"
             ) from None
         store = cls(pool, url, ttl_seconds=ttl_seconds, clock=clock)
         try:
@@ -155,14 +155,14 @@ class PostgresStore(Store):
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection; driver failures become `StoreError`s naming the server."""
         if self._pool is None:
-            raise StoreError(f"the PostgreSQL store at {redact_url(self.url)} is closed")
+            raise StoreError(f"the PostgreSQL store at {redact_dsn(self.url)} is closed")
         try:
             async with self._pool.acquire() as conn:
                 yield conn
         except DRIVER_ERRORS as exc:
             if isinstance(exc, asyncpg.UniqueViolationError):
                 raise
-            where = redact_url(self.url)
+            where = redact_dsn(self.url)
             raise StoreError(
                 f"PostgreSQL store at {where} failed: {describe_error(exc, self.url)}"
             ) from None
