@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ConfigError
+from .home import wirebridge_home
 
 DEFAULT_REQUEST_MAX_RETRIES = 4
 DEFAULT_STREAM_MAX_RETRIES = 5
@@ -192,10 +193,6 @@ class Config:
         if route is None:
             return self.provider(self.default_provider), requested_model
         return self.provider(route.provider), route.model or requested_model
-
-
-def wirebridge_home() -> Path:
-    return Path(os.environ.get("WIREBRIDGE_HOME") or Path.home() / ".wirebridge")
 
 
 def default_config_path() -> Path:

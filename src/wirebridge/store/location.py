@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import ConfigError
+from ..home import wirebridge_home
 from ..redact import redact_dsn
 
 DB_FILENAME = "responses.db"
-DEFAULT_HOME = "~/.wirebridge"
 MEMORY = ":memory:"
 
 
@@ -33,10 +33,6 @@ class StoreLocation:
 
     def __str__(self) -> str:
         return redact_dsn(self.target) if self.backend == "postgresql" else self.target
-
-
-def wirebridge_home(env: Mapping[str, str]) -> Path:
-    return Path(env.get("WIREBRIDGE_HOME") or DEFAULT_HOME).expanduser()
 
 
 def parse_store_url(url: str | None, env: Mapping[str, str] = os.environ) -> StoreLocation:
