@@ -6,7 +6,6 @@ process whose `--upstream` is llama-server or llama-cpp-python running a scripte
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
@@ -17,9 +16,6 @@ from .llamacpp import ServerKind, ServerPool, ServerProcess
 from .scripted_model import EMOJI_SENTENCE, TEXT_SENTENCE, TOOL_ARGUMENTS, TOOL_NAME
 
 pytestmark = pytest.mark.interop
-
-if importlib.util.find_spec("wirebridge.commands.serve") is None:  # pragma: no cover
-    pytest.skip("wirebridge serve is not there yet", allow_module_level=True)
 
 WEATHER_TOOL: FunctionToolParam = {
     "type": "function",

@@ -7,7 +7,6 @@ The write-up (tests/interop/side_by_side.py) goes to the test's tmp dir, or to t
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -17,9 +16,6 @@ from . import side_by_side
 from .llamacpp import ServerPool
 
 pytestmark = pytest.mark.interop
-
-if importlib.util.find_spec("wirebridge.commands.serve") is None:  # pragma: no cover
-    pytest.skip("wirebridge serve is not there yet", allow_module_level=True)
 
 REQUESTS = 20
 
