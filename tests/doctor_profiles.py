@@ -11,7 +11,7 @@ answer after a replayed tool turn. Each quirk is one field, modelled on a real s
 - llama-cpp-python: ignores `stream_options.include_usage`; makes no call for `tool_choice:
   "required"` (its template handler prints the Hermes text); repeats id and name in every
   tool-call chunk and adds the legacy `function_call` next to `tool_calls` (see the captures in
-  /work/shared/fixtures/llamacpp/); answers validation failures (role `developer`, assistant
+  tests/fixtures/llamacpp/); answers validation failures (role `developer`, assistant
   `content: null`) with HTTP 500.
 - Qwen / sglang / llama.cpp `--reasoning-format none`: `<think>...</think>` inline; templates that
   open the block themselves send only the closing tag.

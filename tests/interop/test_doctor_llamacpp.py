@@ -1,6 +1,6 @@
 """`wirebridge doctor` against real llama.cpp servers: it finds what the captures show.
 
-The captures in /work/shared/fixtures/llamacpp/ (and the server tests next door) pin each server's
+The captures in tests/fixtures/llamacpp/ (and the server tests next door) pin each server's
 quirks: llama-server sends usage in its own `choices: []` chunk and `[DONE]`, streams a call's id
 and name once, and answers a named tool_choice with whatever the model calls; llama-cpp-python
 ignores `stream_options.include_usage`, repeats id and name in every tool-call chunk next to a
