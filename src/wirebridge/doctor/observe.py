@@ -235,7 +235,6 @@ class ProbeResult:
     unreachable: bool = False  # no connection could be made at all
     timed_out: bool = False
     truncated: bool = False  # the body was longer than the doctor reads
-    skipped: str | None = None  # why the probe was not sent
 
     @property
     def http_ok(self) -> bool:
@@ -264,8 +263,6 @@ class ProbeResult:
     def answer(self) -> str:
         """What the server answered, in one line, for a finding to quote."""
         obs = self.observation
-        if self.skipped:
-            return f"not sent: {self.skipped}"
         if self.status is None:
             return self.error or "no answer"
         body = _quote(obs.head)
