@@ -10,7 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wirebridge import Provider
-from wirebridge.doctor import Plan, ProbeResult, Recommendation, StreamObserver, analyse
+from wirebridge.doctor import (
+    Plan,
+    ProbeResult,
+    Recommendation,
+    StreamObserver,
+    analyse,
+    diagnosis_json,
+)
 from wirebridge.doctor.configfile import merge_provider
 from wirebridge.doctor.observe import StreamObservation
 from wirebridge.doctor.probes import MAX_PROBES, replay_order
@@ -241,7 +248,7 @@ def test_unparseable_arguments_are_a_warning_that_quotes_them() -> None:
 
 def test_json_form_is_serialisable_and_carries_the_toml() -> None:
     diagnosis = analyse({"stream": result("stream")}, Provider(name="x"), "m")
-    data = json.loads(json.dumps(diagnosis.to_json()))
+    data = json.loads(json.dumps(diagnosis_json(diagnosis)))
     assert data["recommended"]["toml"].startswith("[model_providers.x]\n")
     assert set(data["findings"]) >= {"streaming", "include_usage", "replay", "latency"}
 

@@ -18,7 +18,7 @@ import anyio
 import click
 from rich.console import Console
 
-from ..doctor import diagnose, print_report, write_provider
+from ..doctor import diagnose, diagnosis_json, print_report, write_provider
 from ..doctor.observe import ProbeResult
 from ..doctor.probes import DEFAULT_MAX_TOKENS, Probe
 from ..doctor.runner import DEFAULT_TIMEOUT_S
@@ -117,7 +117,7 @@ def command(
         )
     )
     if as_json:
-        click.echo(json.dumps(diagnosis.to_json(), indent=2, ensure_ascii=False))
+        click.echo(json.dumps(diagnosis_json(diagnosis), indent=2, ensure_ascii=False))
     else:
         print_report(diagnosis, Console(soft_wrap=False, highlight=False))
     if not diagnosis.reachable:

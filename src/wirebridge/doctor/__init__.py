@@ -5,7 +5,7 @@ Layout, pure core apart from the shell:
     probes.py     the battery as a state machine: which request next, given the answers so far
     observe.py    raw SSE body -> the wire facts of one answer (fields, repeats, timings)
     analysis.py   probe results -> findings and the recommended `[model_providers.NAME]` table
-    report.py     the findings table, the TOML text
+    report.py     the findings table, the TOML text, the JSON form (imports analysis, not back)
     configfile.py `--write`: merge the table into config.toml, keeping comments (tomlkit)
     runner.py     the only I/O: httpx requests, deadlines, progress
 
@@ -16,7 +16,7 @@ from .analysis import Diagnosis, Finding, Recommendation, analyse
 from .configfile import merge_provider, write_provider
 from .observe import ProbeResult, StreamObservation, StreamObserver
 from .probes import Plan, Probe
-from .report import print_report, render_toml
+from .report import diagnosis_json, print_report, render_toml
 from .runner import diagnose, run_probes
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "StreamObserver",
     "analyse",
     "diagnose",
+    "diagnosis_json",
     "merge_provider",
     "print_report",
     "render_toml",

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from ..provider import Provider
 from .observe import ProbeResult, ToolCallShape
-from .probes import NAMED_TOOL, TITLES, TOOL_PROBES, reasoning_seen, replay_order
+from .probes import NAMED_TOOL, TOOL_PROBES, reasoning_seen, replay_order
 
 Status = Literal["ok", "info", "warn", "fail", "skip"]
 OPTION_KEYS = ("developer_role", "reasoning_field", "include_usage", "think_tags")
@@ -97,31 +97,6 @@ class Diagnosis:
             if f.key == key:
                 return f
         raise KeyError(key)
-
-    def to_json(self) -> dict[str, Any]:
-        from .report import render_toml  # the TOML text is part of the JSON answer
-
-        return {
-            "provider": self.provider,
-            "base_url": self.base_url,
-            "model": self.model,
-            "reachable": self.reachable,
-            "findings": {f.key: f.to_json() for f in self.findings},
-            "recommended": {
-                **self.recommendation.to_json(),
-                "toml": render_toml(self.recommendation),
-            },
-            "probes": [
-                {
-                    "name": r.probe,
-                    "title": TITLES.get(r.probe, r.probe),
-                    "http_status": r.status,
-                    "answer": r.answer(),
-                    "elapsed_ms": round(r.elapsed_s * 1000),
-                }
-                for r in self.results
-            ],
-        }
 
 
 def analyse(results: Mapping[str, ProbeResult], provider: Provider, model: str) -> Diagnosis:

@@ -1,6 +1,7 @@
 """How a diagnosis is shown: the findings table (rich), the recommended TOML, the JSON form.
 
-Rendering only; the findings themselves come from `analysis.py`. The TOML is built with tomlkit
+Rendering only; the findings themselves come from `analysis.py`, which imports nothing from here
+(the arrow runs one way). The TOML is built with tomlkit
 so that each recommended key carries its reason as a trailing comment, the same text `--write`
 puts in the user's config.
 """
@@ -16,6 +17,7 @@ from rich.table import Table
 from tomlkit.items import Item
 
 from .analysis import Diagnosis, Recommendation, Status
+from .probes import TITLES
 
 STATUS_STYLE: dict[Status, str] = {
     "ok": "green",
@@ -49,6 +51,31 @@ def render_toml(rec: Recommendation) -> str:
     providers.add(rec.name, provider_table(rec))
     doc.add("model_providers", providers)
     return tomlkit.dumps(doc)
+
+
+def diagnosis_json(diagnosis: Diagnosis) -> dict[str, Any]:
+    """The `--json` document: findings, the recommendation with its TOML text, each probe."""
+    return {
+        "provider": diagnosis.provider,
+        "base_url": diagnosis.base_url,
+        "model": diagnosis.model,
+        "reachable": diagnosis.reachable,
+        "findings": {f.key: f.to_json() for f in diagnosis.findings},
+        "recommended": {
+            **diagnosis.recommendation.to_json(),
+            "toml": render_toml(diagnosis.recommendation),
+        },
+        "probes": [
+            {
+                "name": r.probe,
+                "title": TITLES.get(r.probe, r.probe),
+                "http_status": r.status,
+                "answer": r.answer(),
+                "elapsed_ms": round(r.elapsed_s * 1000),
+            }
+            for r in diagnosis.results
+        ],
+    }
 
 
 def print_report(diagnosis: Diagnosis, console: Console) -> None:
