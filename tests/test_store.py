@@ -35,7 +35,7 @@ from wirebridge.store import postgres as pg_backend
 from wirebridge.store import sqlite as sqlite_backend
 from wirebridge.store.expiry import Expirer
 from wirebridge.store.records import DEFAULT_TTL_SECONDS, MAX_CHAIN_DEPTH
-from wirebridge.store.schema import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS, Migration
+from wirebridge.store.schema import MIGRATIONS, Migration
 
 from .conftest import create_scratch_database, drop_scratch_database
 
@@ -96,10 +96,6 @@ async def fetch_all(url: str, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in await pg.fetch(sql)]
     finally:
         await pg.close()
-
-
-def migrations_of(url: str) -> tuple[Migration, ...]:
-    return SQLITE_MIGRATIONS if url.startswith("sqlite://") else POSTGRES_MIGRATIONS
 
 
 async def open_with(url: str, migrations: tuple[Migration, ...], **kwargs: Any) -> Store:
@@ -539,13 +535,13 @@ async def test_schema_version_is_recorded_once_per_migration(store_url: str, clo
         async with await open_store(store_url, clock=clock):
             pass
     rows = await fetch_all(store_url, "SELECT version FROM schema_version ORDER BY version")
-    assert rows == [(m.version,) for m in migrations_of(store_url)]
+    assert rows == [(m.version,) for m in MIGRATIONS]
 
 
 async def test_new_migration_is_applied_to_an_existing_store(store_url: str, clock: Clock) -> None:
     async with await open_store(store_url, clock=clock) as first:
         await first.save(record("resp_before"))
-    migrations = (*migrations_of(store_url), EXTRA)
+    migrations = (*MIGRATIONS, EXTRA)
     async with await open_with(store_url, migrations, clock=clock) as upgraded:
         assert (await upgraded.get("resp_before")).id == "resp_before"
     assert await fetch_all(store_url, "SELECT MAX(version) FROM schema_version") == [(2,)]
@@ -554,7 +550,7 @@ async def test_new_migration_is_applied_to_an_existing_store(store_url: str, clo
 
 async def test_concurrent_opens_apply_each_migration_once(store_url: str) -> None:
     # EXTRA is not idempotent (no IF NOT EXISTS): applying it twice would fail an open.
-    migrations = (*migrations_of(store_url), EXTRA)
+    migrations = (*MIGRATIONS, EXTRA)
     opened: list[Store] = []
 
     async def open_one() -> None:
@@ -576,7 +572,7 @@ async def test_failing_migration_leaves_the_schema_as_it_was(store_url: str) -> 
         pass
     broken = Migration(2, "broken", ("CREATE TABLE half (x INTEGER)", "THIS IS NOT SQL"))
     with pytest.raises(StoreError):
-        await open_with(store_url, (*migrations_of(store_url), broken))
+        await open_with(store_url, (*MIGRATIONS, broken))
     assert await fetch_all(store_url, "SELECT MAX(version) FROM schema_version") == [(1,)]
     tables = (
         "SELECT name FROM sqlite_master WHERE name = 'half'"

@@ -33,7 +33,7 @@ from .records import (
     record_to_row,
     row_to_record,
 )
-from .schema import POSTGRES_MIGRATIONS, SCHEMA_VERSION_TABLE, Migration, pending_migrations
+from .schema import MIGRATIONS, SCHEMA_VERSION_TABLE, Migration, pending_migrations
 
 MIGRATION_LOCK = 0x7769_7265_6272_6467  # pg_advisory_xact_lock key: "wirebrdg"
 EXPIRE_BATCH = 500
@@ -125,7 +125,7 @@ class PostgresStore(Store):
         *,
         ttl_seconds: float | None = DEFAULT_TTL_SECONDS,
         clock: Callable[[], float] = time.time,
-        migrations: Sequence[Migration] = POSTGRES_MIGRATIONS,
+        migrations: Sequence[Migration] = MIGRATIONS,
         min_size: int = 1,
         max_size: int = 10,
     ) -> PostgresStore:

@@ -1,13 +1,13 @@
-"""The database schema, as ordered migrations per backend, and the rule for applying them.
+"""The database schema: one ordered list of migrations, applied alike by both backends.
 
-Each backend keeps a `schema_version` table with one row per applied migration. Opening a store
-applies, in one transaction holding the backend's migration lock (`BEGIN IMMEDIATE` on SQLite,
-an advisory lock on PostgreSQL), every migration newer than the highest recorded version, so
-two processes starting at once apply each migration exactly once. A migration is never edited
-once released: a change is a new entry at the end of the list.
+The DDL is SQL that SQLite and PostgreSQL both accept, so one list keeps the two schemas from
+drifting apart. Each database records applied migrations in `schema_version`; opening a store
+applies, in one transaction under the backend's migration lock, every migration newer than the
+highest recorded, so processes starting together apply each exactly once. A released migration
+is never edited: a change is a new entry at the end.
 
-Times are unix seconds in integer columns; JSON is stored as TEXT (PostgreSQL `jsonb` refuses
-`\\u0000`, which model output may contain).
+Times are unix seconds in integer columns; JSON is TEXT (PostgreSQL `jsonb` refuses `\\u0000`,
+which model output may contain).
 """
 
 from __future__ import annotations
@@ -45,19 +45,7 @@ _RESPONSES_COLUMNS = """
     expires_at BIGINT
 """
 
-SQLITE_MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        "responses table with expiry index",
-        (
-            f"CREATE TABLE responses ({_RESPONSES_COLUMNS})",
-            "CREATE INDEX responses_expires_at ON responses (expires_at)"
-            " WHERE expires_at IS NOT NULL",
-        ),
-    ),
-)
-
-POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
+MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
         "responses table with expiry index",

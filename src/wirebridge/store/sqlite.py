@@ -38,7 +38,7 @@ from .records import (
     record_to_row,
     row_to_record,
 )
-from .schema import SCHEMA_VERSION_TABLE, SQLITE_MIGRATIONS, Migration, pending_migrations
+from .schema import MIGRATIONS, SCHEMA_VERSION_TABLE, Migration, pending_migrations
 
 T = TypeVar("T")
 
@@ -179,7 +179,7 @@ class SQLiteStore(Store):
         *,
         ttl_seconds: float | None = DEFAULT_TTL_SECONDS,
         clock: Callable[[], float] = time.time,
-        migrations: Sequence[Migration] = SQLITE_MIGRATIONS,
+        migrations: Sequence[Migration] = MIGRATIONS,
         busy_timeout_s: float = BUSY_TIMEOUT_S,
     ) -> SQLiteStore:
         check_ttl(ttl_seconds)  # before any connection is opened
