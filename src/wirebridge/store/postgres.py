@@ -22,10 +22,10 @@ from urllib.parse import unquote, urlsplit
 import asyncpg  # type: ignore[import-untyped]  # no stubs; the calls used are few
 
 from ..redact import redact_dsn
+from . import queries
 from .base import Store
 from .errors import DuplicateResponseError, StoreError
 from .records import (
-    COLUMNS,
     DEFAULT_TTL_SECONDS,
     ChainLink,
     StoredResponse,
@@ -40,28 +40,7 @@ EXPIRE_BATCH = 500
 CONNECT_TIMEOUT_S = 10.0
 COMMAND_TIMEOUT_S = 60.0
 
-_LIVE = "(expires_at IS NULL OR expires_at > $2)"
-_SELECT = f"SELECT {', '.join(COLUMNS)} FROM responses WHERE id = $1 AND {_LIVE}"
-_INSERT = (
-    f"INSERT INTO responses ({', '.join(COLUMNS)}) "
-    f"VALUES ({', '.join(f'${i}' for i in range(1, len(COLUMNS) + 1))})"
-)
-_CHAIN = f"""
-WITH RECURSIVE chain(id, prev, depth) AS (
-    SELECT id, previous_response_id, 0 FROM responses WHERE id = $1 AND {_LIVE}
-    UNION ALL
-    SELECT r.id, r.previous_response_id, chain.depth + 1
-      FROM responses AS r JOIN chain ON r.id = chain.prev
-     WHERE chain.depth < $3 AND (r.expires_at IS NULL OR r.expires_at > $2)
-)
-SELECT r.id, r.previous_response_id, r.input_items, r.output_items
-  FROM chain JOIN responses AS r ON r.id = chain.id
- ORDER BY chain.depth
-"""
-_EXPIRE = (
-    "DELETE FROM responses WHERE id IN (SELECT id FROM responses"
-    " WHERE expires_at IS NOT NULL AND expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"
-)
+_EXPIRE = queries.expire_batch("FOR UPDATE SKIP LOCKED")
 
 DRIVER_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -89,12 +68,12 @@ async def migrate(conn: asyncpg.Connection, migrations: Sequence[Migration]) -> 
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
         await conn.execute(SCHEMA_VERSION_TABLE)
-        current = int(await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_version"))
+        current = int(await conn.fetchval(queries.CURRENT_VERSION))
         for migration in pending_migrations(current, migrations):
             for statement in migration.statements:
                 await conn.execute(statement)
             await conn.execute(
-                "INSERT INTO schema_version (version, description, applied_at) VALUES ($1, $2, $3)",
+                queries.RECORD_MIGRATION,
                 migration.version,
                 migration.description,
                 int(time.time()),
@@ -175,33 +154,31 @@ class PostgresStore(Store):
     async def _insert(self, record: StoredResponse) -> None:
         try:
             async with self._connection() as conn, conn.transaction():
-                await conn.execute(_INSERT, *record_to_row(record))
+                await conn.execute(queries.INSERT_RESPONSE, *record_to_row(record))
         except asyncpg.UniqueViolationError:
             raise DuplicateResponseError(record.id) from None
 
     async def _select(self, response_id: str, now: float) -> StoredResponse | None:
         async with self._connection() as conn:
-            row: Sequence[Any] | None = await conn.fetchrow(_SELECT, response_id, math.floor(now))
+            row: Sequence[Any] | None = await conn.fetchrow(
+                queries.SELECT_RESPONSE, response_id, math.floor(now)
+            )
         return None if row is None else row_to_record(tuple(row))
 
     async def _delete(self, response_id: str, now: float) -> bool:
         async with self._connection() as conn:
-            status: str = await conn.execute(
-                f"DELETE FROM responses WHERE id = $1 AND {_LIVE}", response_id, math.floor(now)
-            )
+            status: str = await conn.execute(queries.DELETE_RESPONSE, response_id, math.floor(now))
         return _rowcount(status) > 0
 
     async def _chain(self, response_id: str, now: float, max_depth: int) -> list[ChainLink]:
         async with self._connection() as conn:
-            rows = await conn.fetch(_CHAIN, response_id, math.floor(now), max_depth)
+            rows = await conn.fetch(queries.SELECT_CHAIN, response_id, math.floor(now), max_depth)
         return [ChainLink(*row) for row in rows]
 
     async def _input_items(self, response_id: str, now: float) -> str | None:
         async with self._connection() as conn:
             text: str | None = await conn.fetchval(
-                f"SELECT input_items FROM responses WHERE id = $1 AND {_LIVE}",
-                response_id,
-                math.floor(now),
+                queries.SELECT_INPUT_ITEMS, response_id, math.floor(now)
             )
         return text
 

@@ -26,11 +26,12 @@ from typing import Any, Literal, TypeVar
 import anyio
 import anyio.to_thread
 
+from . import queries
 from .base import Store
 from .errors import DuplicateResponseError, StoreError
 from .location import MEMORY
+from .queries import sqlite_placeholders
 from .records import (
-    COLUMNS,
     DEFAULT_TTL_SECONDS,
     ChainLink,
     StoredResponse,
@@ -45,25 +46,13 @@ T = TypeVar("T")
 BUSY_TIMEOUT_S = 30.0
 EXPIRE_BATCH = 500  # rows per delete transaction, so a big sweep never holds the lock for long
 
-_SELECT = f"SELECT {', '.join(COLUMNS)} FROM responses"
-_LIVE = "(expires_at IS NULL OR expires_at > :now)"
-_INSERT = f"INSERT INTO responses ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
-_CHAIN = f"""
-WITH RECURSIVE chain(id, prev, depth) AS (
-    SELECT id, previous_response_id, 0 FROM responses WHERE id = :id AND {_LIVE}
-    UNION ALL
-    SELECT r.id, r.previous_response_id, chain.depth + 1
-      FROM responses AS r JOIN chain ON r.id = chain.prev
-     WHERE chain.depth < :depth AND (r.expires_at IS NULL OR r.expires_at > :now)
-)
-SELECT r.id, r.previous_response_id, r.input_items, r.output_items
-  FROM chain JOIN responses AS r ON r.id = chain.id
- ORDER BY chain.depth
-"""
-_EXPIRE = (
-    "DELETE FROM responses WHERE id IN (SELECT id FROM responses"
-    " WHERE expires_at IS NOT NULL AND expires_at <= :now LIMIT :batch)"
-)
+_SELECT = sqlite_placeholders(queries.SELECT_RESPONSE)
+_SELECT_INPUT_ITEMS = sqlite_placeholders(queries.SELECT_INPUT_ITEMS)
+_DELETE = sqlite_placeholders(queries.DELETE_RESPONSE)
+_INSERT = sqlite_placeholders(queries.INSERT_RESPONSE)
+_CHAIN = sqlite_placeholders(queries.SELECT_CHAIN)
+_EXPIRE = sqlite_placeholders(queries.expire_batch())
+_RECORD_MIGRATION = sqlite_placeholders(queries.RECORD_MIGRATION)
 
 
 @contextmanager
@@ -129,13 +118,12 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> int:
     """
     with transaction(conn, "IMMEDIATE"):
         conn.execute(SCHEMA_VERSION_TABLE)
-        (current,) = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+        (current,) = conn.execute(queries.CURRENT_VERSION).fetchone()
         for migration in pending_migrations(current, migrations):
             for statement in migration.statements:
                 conn.execute(statement)
             conn.execute(
-                "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
-                (migration.version, migration.description, int(time.time())),
+                _RECORD_MIGRATION, (migration.version, migration.description, int(time.time()))
             )
             current = migration.version
     return int(current)
@@ -225,29 +213,27 @@ class SQLiteStore(Store):
         await self._run(insert)
 
     async def _select(self, response_id: str, now: float) -> StoredResponse | None:
-        params = {"id": response_id, "now": math.floor(now)}
+        params = (response_id, math.floor(now))
 
         def select(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
-            row: tuple[Any, ...] | None = conn.execute(
-                f"{_SELECT} WHERE id = :id AND {_LIVE}", params
-            ).fetchone()
+            row: tuple[Any, ...] | None = conn.execute(_SELECT, params).fetchone()
             return row
 
         row = await self._run(select)
         return None if row is None else row_to_record(row)
 
     async def _delete(self, response_id: str, now: float) -> bool:
-        params = {"id": response_id, "now": math.floor(now)}
+        params = (response_id, math.floor(now))
 
         def delete(conn: sqlite3.Connection) -> bool:
             with transaction(conn, "IMMEDIATE"):
-                cursor = conn.execute(f"DELETE FROM responses WHERE id = :id AND {_LIVE}", params)
+                cursor = conn.execute(_DELETE, params)
             return cursor.rowcount > 0
 
         return await self._run(delete)
 
     async def _chain(self, response_id: str, now: float, max_depth: int) -> list[ChainLink]:
-        params = {"id": response_id, "now": math.floor(now), "depth": max_depth}
+        params = (response_id, math.floor(now), max_depth)
 
         def chain(conn: sqlite3.Connection) -> list[ChainLink]:
             return [ChainLink(*row) for row in conn.execute(_CHAIN, params)]
@@ -255,18 +241,16 @@ class SQLiteStore(Store):
         return await self._run(chain)
 
     async def _input_items(self, response_id: str, now: float) -> str | None:
-        params = {"id": response_id, "now": math.floor(now)}
+        params = (response_id, math.floor(now))
 
         def input_items(conn: sqlite3.Connection) -> str | None:
-            row = conn.execute(
-                f"SELECT input_items FROM responses WHERE id = :id AND {_LIVE}", params
-            ).fetchone()
+            row = conn.execute(_SELECT_INPUT_ITEMS, params).fetchone()
             return None if row is None else str(row[0])
 
         return await self._run(input_items)
 
     async def _expire(self, now: float) -> int:
-        params = {"now": math.floor(now), "batch": EXPIRE_BATCH}
+        params = (math.floor(now), EXPIRE_BATCH)
 
         def expire_batch(conn: sqlite3.Connection) -> int:
             with transaction(conn, "IMMEDIATE"):
