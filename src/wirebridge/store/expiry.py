@@ -1,8 +1,8 @@
 """Retention in the background: a sweep that deletes expired responses every `interval_s`.
 
-Readers already treat a row past its `expires_at` as gone (`records.is_live`), so the sweep only
+Every read already skips rows past their `expires_at` (see `queries`), so the sweep only
 reclaims space and its timing never changes what clients see. It runs once at start (to clear
-what expired while no bridge was running) and then periodically; a failed sweep is logged and
+what expired while no bridge was running), then periodically; a failed sweep is logged and
 retried at the next interval rather than taking the server down. Several processes sharing one
 PostgreSQL may all sweep: deletes are idempotent and skip rows another sweep holds.
 """

@@ -27,7 +27,7 @@ Status = Literal["completed", "failed", "incomplete"]
 Order = Literal["asc", "desc"]
 STATUSES: frozenset[str] = frozenset(get_args(Status))
 
-DEFAULT_TTL_SECONDS = 30 * 24 * 3600  # the issue's default retention: 30 days
+DEFAULT_TTL_SECONDS = 30 * 24 * 3600  # default retention: 30 days
 DEFAULT_LIMIT = 20  # OpenAI's input_items defaults: limit 20 (1..100), order desc
 MAX_LIMIT = 100
 DEFAULT_ORDER: Order = "desc"
@@ -185,11 +185,6 @@ def without_credentials(response: JSON) -> JSON:
         for t in tools
     ]
     return {**response, "tools": clean}
-
-
-def is_live(expires_at: int | None, now: float) -> bool:
-    """A row past its `expires_at` is gone for readers even before the sweep deletes it."""
-    return expires_at is None or expires_at > now
 
 
 # ---------------------------------------------------------------------------------------------
