@@ -14,12 +14,12 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Literal
 
+from ..jsontypes import JSON
 from .errors import ResponseNotFoundError
 from .records import (
     DEFAULT_LIMIT,
     DEFAULT_ORDER,
     DEFAULT_TTL_SECONDS,
-    JSON,
     MAX_CHAIN_DEPTH,
     ChainLink,
     ItemPage,

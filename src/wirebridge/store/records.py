@@ -18,11 +18,11 @@ import json
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal, TypeAlias, get_args
+from typing import Any, Literal, get_args
 
+from ..jsontypes import JSON
 from .errors import InvalidParameterError, PreviousResponseNotFoundError
 
-JSON: TypeAlias = dict[str, Any]
 Status = Literal["completed", "failed", "incomplete"]
 Order = Literal["asc", "desc"]
 STATUSES: frozenset[str] = frozenset(get_args(Status))
