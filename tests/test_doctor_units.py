@@ -11,13 +11,17 @@ from hypothesis import strategies as st
 
 from wirebridge import Provider
 from wirebridge.doctor import (
+    Finding,
     Plan,
     ProbeResult,
     Recommendation,
+    Setting,
     StreamObserver,
     analyse,
     diagnosis_json,
+    recommend,
 )
+from wirebridge.doctor.analysis import OPTION_KEYS
 from wirebridge.doctor.configfile import merge_provider
 from wirebridge.doctor.observe import StreamObservation
 from wirebridge.doctor.probes import MAX_PROBES, replay_order
@@ -230,6 +234,41 @@ def test_inconclusive_probes_keep_the_current_values() -> None:
         "not determined; current value kept"
     )
     assert diagnosis.finding("tool_required").status == "skip"
+
+
+def test_the_recommendation_comes_from_the_findings_in_any_order() -> None:
+    """Each finding carries the options it settles: no finding relies on being asked first."""
+    provider = Provider(name="p", base_url="http://127.0.0.1:1/v1")
+    results = {
+        "stream": result("stream", usage={"prompt_tokens": 1}, content="<think>hm</think>hi"),
+        "developer": result("developer", status=400),
+        "replay_reasoning": result("replay_reasoning", status=400),
+        "replay_reasoning_content": result("replay_reasoning_content"),
+    }
+    diagnosis = analyse(results, provider, "m")
+    rec = diagnosis.recommendation
+    assert rec.undetermined == []
+    assert {k: rec.table[k] for k in OPTION_KEYS} == {
+        "developer_role": "system",
+        "reasoning_field": "reasoning_content",
+        "include_usage": True,
+        "think_tags": "on",
+    }
+    for findings in (diagnosis.findings[::-1], sorted(diagnosis.findings, key=lambda f: f.key)):
+        assert recommend(provider, findings) == rec
+    assert analyse(results, provider, "m") == diagnosis  # asking twice changes nothing
+    replay_only = recommend(provider, [diagnosis.finding("replay")])
+    assert replay_only.table["reasoning_field"] == "reasoning_content"
+    assert replay_only.undetermined == ["developer_role", "include_usage", "think_tags"]
+    assert recommend(provider, []).undetermined == list(OPTION_KEYS)
+
+
+def test_two_findings_settling_one_option_differently_is_an_error() -> None:
+    on = Finding("reasoning", "ok", "", settles={"think_tags": Setting("on", "a")})
+    off = Finding("reasoning", "ok", "", settles={"think_tags": Setting("off", "b")})
+    assert recommend(Provider(), [on, on]).table["think_tags"] == "on"
+    with pytest.raises(ValueError, match="think_tags settled twice"):
+        recommend(Provider(), [on, off])
 
 
 def test_unparseable_arguments_are_a_warning_that_quotes_them() -> None:

@@ -12,7 +12,7 @@ Layout, pure core apart from the shell:
 `await diagnose(provider, model)` is the library entry point; `wirebridge doctor` the command.
 """
 
-from .analysis import Diagnosis, Finding, Recommendation, analyse
+from .analysis import Diagnosis, Finding, Recommendation, Setting, analyse, recommend
 from .configfile import merge_provider, write_provider
 from .observe import ProbeResult, StreamObservation, StreamObserver
 from .probes import Plan, Probe
@@ -26,6 +26,7 @@ __all__ = [
     "Probe",
     "ProbeResult",
     "Recommendation",
+    "Setting",
     "StreamObservation",
     "StreamObserver",
     "analyse",
@@ -33,6 +34,7 @@ __all__ = [
     "diagnosis_json",
     "merge_provider",
     "print_report",
+    "recommend",
     "render_toml",
     "run_probes",
     "write_provider",

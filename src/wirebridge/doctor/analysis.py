@@ -3,15 +3,17 @@
 Each finding reads the `ProbeResult`s (see `probes.py` for which exist) and says one thing about
 the upstream: its status (`ok` as the spec says, `info` a quirk wirebridge absorbs, `warn` a quirk
 that needs an option or costs a feature, `fail` broken, `skip` not determined), one line of
-words, and a JSON-able value. Four findings set provider options (`include_usage`,
-`developer_role`, `reasoning_field`, `think_tags`); an option no probe could settle keeps the
-provider's current value and says so. A failed probe's finding quotes what the server answered.
+words, and a JSON-able value. Four findings settle provider options (`include_usage`,
+`developer_role`, `reasoning_field`, `think_tags`): each carries the options it settles, and
+`recommend` builds the table from those alone, so no finding depends on being asked in some
+order. An option no probe could settle keeps the provider's current value and says so. A failed
+probe's finding quotes what the server answered.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -42,11 +44,20 @@ FINDING_TITLES = {
 
 
 @dataclass(frozen=True, slots=True)
+class Setting:
+    """One provider option's recommended value, and why."""
+
+    value: Any
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     key: str
     status: Status
     summary: str
     value: Any = None
+    settles: Mapping[str, Setting] = field(default_factory=dict)  # option -> what it should be
 
     @property
     def title(self) -> str:
@@ -101,7 +112,7 @@ class Diagnosis:
 
 def analyse(results: Mapping[str, ProbeResult], provider: Provider, model: str) -> Diagnosis:
     """The findings and the recommended table for one doctor run."""
-    a = _Analysis(dict(results), provider)
+    a = _Analysis(dict(results))
     findings = [
         a.streaming(),
         a.done(),
@@ -121,9 +132,40 @@ def analyse(results: Mapping[str, ProbeResult], provider: Provider, model: str) 
         provider.base_url,
         model,
         findings,
-        a.recommendation(),
+        recommend(provider, findings),
         list(results.values()),
     )
+
+
+def recommend(provider: Provider, findings: Iterable[Finding]) -> Recommendation:
+    """The table from the options the findings settle; the provider's value for the rest.
+
+    Built only from what the findings carry, so their order does not matter; two findings that
+    settle one option differently are a bug, not a tie to break.
+    """
+    settled: dict[str, Setting] = {}
+    for finding in findings:
+        for option, setting in finding.settles.items():
+            if settled.setdefault(option, setting) != setting:
+                raise ValueError(f"{option} settled twice: {settled[option]} and {setting}")
+    table: dict[str, Any] = {"base_url": provider.base_url}
+    if provider.env_key:
+        table["env_key"] = provider.env_key
+    reasons: dict[str, str] = {}
+    undetermined = []
+    for option in OPTION_KEYS:
+        if option in settled:
+            table[option] = settled[option].value
+            reasons[option] = settled[option].reason
+        else:
+            table[option] = getattr(provider, option)
+            reasons[option] = "not determined; current value kept"
+            undetermined.append(option)
+    return Recommendation(provider.name, table, reasons, undetermined)
+
+
+def _settle(option: str, value: Any, reason: str) -> dict[str, Setting]:
+    return {option: Setting(value, reason)}
 
 
 def _call_text(call: ToolCallShape) -> str:
@@ -137,15 +179,10 @@ def _calls(result: ProbeResult) -> list[ToolCallShape]:
 
 
 class _Analysis:
-    def __init__(self, results: dict[str, ProbeResult], provider: Provider):
-        self.results = results
-        self.provider = provider
-        self.options: dict[str, Any] = {}  # option -> value settled by a probe
-        self.reasons: dict[str, str] = {}
+    """The findings, one method each; every method reads the results and changes nothing."""
 
-    def _set(self, option: str, value: Any, reason: str) -> None:
-        self.options[option] = value
-        self.reasons[option] = reason
+    def __init__(self, results: dict[str, ProbeResult]):
+        self.results = results
 
     @property
     def streamed(self) -> list[ProbeResult]:
@@ -235,28 +272,28 @@ class _Analysis:
                 where = (
                     "on a chunk with choices" if obs.usage_on_choice_chunk else "in its own chunk"
                 )
-                self._set("include_usage", True, "usage chunk sent when asked")
                 return Finding(
                     "include_usage",
                     "ok",
                     f"accepted and honoured: usage {where}",
                     {"accepted": True, "honoured": True},
+                    _settle("include_usage", True, "usage chunk sent when asked"),
                 )
-            self._set("include_usage", False, "stream_options accepted but no usage chunk came")
             return Finding(
                 "include_usage",
                 "warn",
                 "accepted but ignored: no usage chunk came (include_usage = false)",
                 {"accepted": True, "honoured": False},
+                _settle("include_usage", False, "stream_options accepted but no usage chunk came"),
             )
         plain = self.results.get("stream_plain")
         if first.rejected and plain is not None and plain.streamed:
-            self._set("include_usage", False, f"stream_options rejected: HTTP {first.status}")
             return Finding(
                 "include_usage",
                 "warn",
                 f"rejected (include_usage = false): {first.answer()}",
                 {"accepted": False, "honoured": False},
+                _settle("include_usage", False, f"stream_options rejected: HTTP {first.status}"),
             )
         return self._not_run("include_usage", "")
 
@@ -265,16 +302,21 @@ class _Analysis:
         if result is None:
             return self._not_run("developer_role", "")
         if result.streamed:
-            self._set("developer_role", "developer", 'role "developer" accepted')
-            return Finding("developer_role", "ok", 'accepted (developer_role = "developer")', True)
+            return Finding(
+                "developer_role",
+                "ok",
+                'accepted (developer_role = "developer")',
+                True,
+                _settle("developer_role", "developer", 'role "developer" accepted'),
+            )
         if result.rejected:
             why = f"HTTP {result.status}" if not result.http_ok else "error in the stream"
-            self._set("developer_role", "system", f'role "developer" rejected: {why}')
             return Finding(
                 "developer_role",
                 "warn",
                 f'rejected (developer_role = "system"): {result.answer()}',
                 False,
+                _settle("developer_role", "system", f'role "developer" rejected: {why}'),
             )
         return Finding("developer_role", "fail", f"probe failed: {result.answer()}", None)
 
@@ -296,22 +338,25 @@ class _Analysis:
         parts = [f"in delta.{name}" if "." not in name else f"in {name}" for name in fields]
         if think == "on":
             parts.append('inline: content starts with <think> (think_tags = "on")')
-            self._set("think_tags", "on", "content starts with <think>")
+            settles = _settle("think_tags", "on", "content starts with <think>")
         elif think == "preopened":
             parts.append(
                 'inline: content closes </think> it never opened (think_tags = "preopened")'
             )
-            self._set("think_tags", "preopened", "content closes </think> without opening it")
+            settles = _settle(
+                "think_tags", "preopened", "content closes </think> without opening it"
+            )
         else:
-            self._set("think_tags", "off", "no inline <think> tags in the content")
+            settles = _settle("think_tags", "off", "no inline <think> tags in the content")
         if not parts:
             return Finding(
                 "reasoning",
                 "info",
                 f"none seen in {len(streamed)} answers (the model may not reason)",
                 value,
+                settles,
             )
-        return Finding("reasoning", "ok", "; ".join(parts), value)
+        return Finding("reasoning", "ok", "; ".join(parts), value, settles)
 
     def tool_required(self) -> Finding:
         result = self.results.get("tool_required")
@@ -460,16 +505,15 @@ class _Analysis:
                 continue
             value["field"] = chosen
             if chosen == "none":
-                self._set("reasoning_field", "none", "only a replay without reasoning is accepted")
+                reason = "only a replay without reasoning is accepted"
                 summary = 'accepted only without reasoning (reasoning_field = "none")'
             else:
-                self._set(
-                    "reasoning_field", chosen, f"a tool turn replayed with {chosen} is accepted"
-                )
+                reason = f"a tool turn replayed with {chosen} is accepted"
                 summary = f'accepted with {chosen} (reasoning_field = "{chosen}")'
+            settles = _settle("reasoning_field", chosen, reason)
             if rejected:
-                return Finding("replay", "warn", f"{summary}; rejected {before}", value)
-            return Finding("replay", "ok", summary, value)
+                return Finding("replay", "warn", f"{summary}; rejected {before}", value, settles)
+            return Finding("replay", "ok", summary, value, settles)
         last = tried[-1][1]
         if not last.rejected:
             return Finding("replay", "fail", f"probe failed: {last.answer()}", value)
@@ -500,25 +544,6 @@ class _Analysis:
             parts.append(f"{rate:g} chunks/s over {obs.token_chunks} chunks")
         value = {"ttfb_ms": ttfb_ms, "first_token_ms": first_ms, "chunks_per_s": rate}
         return Finding("latency", "info", ", ".join(parts), value)
-
-    # -- the table ---------------------------------------------------------------------------
-
-    def recommendation(self) -> Recommendation:
-        p = self.provider
-        table: dict[str, Any] = {"base_url": p.base_url}
-        if p.env_key:
-            table["env_key"] = p.env_key
-        reasons: dict[str, str] = {}
-        undetermined = []
-        for option in OPTION_KEYS:
-            if option in self.options:
-                table[option] = self.options[option]
-                reasons[option] = self.reasons[option]
-            else:
-                table[option] = getattr(p, option)
-                reasons[option] = "not determined; current value kept"
-                undetermined.append(option)
-        return Recommendation(p.name, table, reasons, undetermined)
 
 
 def _field_words(field: str) -> str:
