@@ -1,14 +1,31 @@
-"""Comparison rules for the conformance vectors (DESIGN.md, "Conformance vectors")."""
+"""Loading and comparison rules for the vectors (DESIGN.md, "Conformance vectors").
+
+Two sets, run by the same tests: tests/conformance/ (the shared vectors, copied byte for byte) and
+tests/vectors/ (the project's own, same format). Ours may also use one extension of the payload
+format: an optional `tool_choice` (passed into the Prompt), checked against `expect.tool_choice`
+when that key is present (null there means "not sent").
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+from pathlib import Path
 from typing import Any
 
 from wirebridge.chat.tools import CUSTOM_INPUT_HINT
 
 IGNORED_ITEM_KEYS = ("id", "status")
+TESTS = Path(__file__).parent
+VECTOR_SETS = {"conformance": TESTS / "conformance", "ours": TESTS / "vectors"}
+
+
+def load_all_vectors(kind: str) -> list[dict[str, Any]]:
+    """Every `kind` ("payload" or "stream") vector: the shared ones, then ours."""
+    out = []
+    for root in VECTOR_SETS.values():
+        out += [json.loads(p.read_text()) for p in sorted((root / kind).glob("*.json"))]
+    return out
 
 
 def normalize(value: Any, *, in_item: bool = False) -> Any:
