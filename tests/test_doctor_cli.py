@@ -167,7 +167,7 @@ async def test_unreachable_upstream_exits_1_naming_it(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert json.loads(done.stdout)["reachable"] is False
     last = done.stderr.decode().splitlines()[-1]
-    assert last.startswith(f"wirebridge doctor: upstream unreachable: could not connect to {url}")
+    assert last.startswith(f"error: upstream unreachable: could not connect to {url}")
 
 
 async def test_strange_server_exits_0_with_the_finding(tmp_path: Path) -> None:

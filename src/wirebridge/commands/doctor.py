@@ -4,15 +4,13 @@ The command is a shell over `wirebridge.doctor`: it resolves the provider (confi
 `--base-url`), runs the battery with a progress line per probe on stderr, prints the table (or
 JSON) on stdout and, with `--write`, merges the recommended table into the config file. Exit
 codes: 0 diagnosed (whatever the findings), 1 the upstream was unreachable, the configuration is
-unusable, or `--write` could not write; 2 usage.
+unusable, or `--write` could not write (`error: <cause>` on stderr, as every command); 2 usage.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
-from typing import NoReturn
 
 import anyio
 import click
@@ -24,6 +22,7 @@ from ..doctor.probes import DEFAULT_MAX_TOKENS, Probe
 from ..doctor.runner import DEFAULT_TIMEOUT_S
 from ..errors import ConfigError
 from ..provider import Config, Provider, default_config_path, load_config, parse_config
+from .output import fail
 
 DEFAULT_NAME = "local"  # the table name for a bare --base-url
 
@@ -54,11 +53,6 @@ def _progress(step: int, probe: Probe, result: ProbeResult | None) -> None:
         click.echo(f"[{step}] {probe.name}: {probe.title} ... ", nl=False, err=True)
     else:
         click.echo(f"{result.answer()} ({result.elapsed_s:.2f} s)", err=True)
-
-
-def fail(message: str) -> NoReturn:
-    click.echo(f"wirebridge doctor: {message}", err=True)
-    sys.exit(1)
 
 
 @click.command(name="doctor")

@@ -5,9 +5,8 @@ which provider and model serve it (flags, then `config.toml`: its routes, `model
 `model_provider`), and how events are shown. stdout carries the answer only: plain text when
 piped, with a spinner until the first token on a terminal; `--show-reasoning` adds the reasoning,
 dimmed on a terminal and on stderr when piped; `--json` prints one `dump()`ed event per line.
-Exit codes: 0 ok, 1 failure (one line on stderr naming the cause, no traceback), 2 usage.
-
-`Output` (the rendering) is shared with `wirebridge replay`.
+Exit codes: 0 ok, 1 failure (one line on stderr naming the cause, no traceback), 2 usage,
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -16,10 +15,9 @@ import contextlib
 import json
 import logging
 import os
-import re
 import sys
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, Any
 
 import anyio
 import click
@@ -40,21 +38,7 @@ from ..items import CustomToolCall, FunctionCall
 from ..prompt import Prompt
 from ..provider import Config, Provider, load_config
 from ..redact import redact_url
-
-THINK_TAGS = click.Choice(["off", "on", "preopened"])
-EXIT_FAILURE = 1
-EXIT_INTERRUPTED = 130
-
-
-def one_line(message: str) -> str:
-    """An error message on one line: bodies quoted in errors may hold newlines."""
-    return re.sub(r"\s*[\r\n]+\s*", " ", message).strip()
-
-
-def fail(message: str) -> NoReturn:
-    """Exit 1 with `error: <message>` on stderr, on one line."""
-    click.echo(f"error: {one_line(message)}", err=True)
-    raise click.exceptions.Exit(EXIT_FAILURE)
+from .output import EXIT_INTERRUPTED, THINK_TAGS, fail, one_line
 
 
 class Output:
@@ -308,8 +292,7 @@ def command(
         fail(str(exc))
     except KeyboardInterrupt:
         output.end_line()
-        click.echo("error: interrupted", err=True)
-        raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+        fail("interrupted", EXIT_INTERRUPTED)
     except BrokenPipeError:
         _quiet_stdout()  # the reader went away (`| head`): stop quietly
     except Exception as exc:

@@ -19,7 +19,7 @@ import click
 from ..errors import ConfigError
 from ..provider import BUILTIN_PROVIDERS, Config, Provider, load_config
 from ..redact import redact_headers, redact_params
-from .exec import fail
+from .output import fail
 
 COLUMNS = ("NAME", "BASE URL", "API KEY", "SOURCE")
 

@@ -22,7 +22,7 @@ from ..chat.sse import SSEParser
 from ..chat.tools import ToolMap, map_tools
 from ..errors import InputError, WirebridgeError
 from ..events import Event, dump
-from .exec import THINK_TAGS, fail, one_line
+from .output import THINK_TAGS, fail, one_line
 
 READ_SIZE = 64 * 1024
 
