@@ -518,3 +518,49 @@ async def _aggregate_drops_call_deltas() -> list[str]:
 @pytest.mark.anyio
 async def test_aggregated_mode_drops_call_deltas() -> None:
     assert await _aggregate_drops_call_deltas() == ["completed"]
+
+
+# -- D1: a CRLF split between two reads inside a multi-line event ------------------------------
+
+
+def test_sse_crlf_split_inside_a_two_data_line_event_keeps_one_event() -> None:
+    """The CR of the first data line ends one read, its LF starts the next: that LF is the
+    second half of one line end, not a blank line that would dispatch half the event."""
+    parser = SSEParser()
+    assert parser.feed(b'data: {"a":\r') == []
+    assert parser.feed(b"\ndata: 1}\r\n\r\n") == ['{"a":\n1}']
+
+
+def test_sse_crlf_split_with_an_empty_read_between_cr_and_lf() -> None:
+    parser = SSEParser()
+    assert parser.feed(b"data: one\r") == []
+    assert parser.feed(b"") == []
+    assert parser.feed(b"\ndata: two\r\n\r\n") == ["one\ntwo"]
+
+
+MULTI_LINE_CRLF = b"data: one\r\ndata: two\r\ndata: three\r\n\r\ndata: four\r\n\r\n"
+
+
+@pytest.mark.parametrize("first", range(1, len(MULTI_LINE_CRLF)))
+def test_sse_multi_line_crlf_event_survives_any_two_cuts(first: int) -> None:
+    """Every cut, and every second cut after it: the same two events, the lines joined by LF."""
+    for second in range(first, len(MULTI_LINE_CRLF) + 1):
+        parser = SSEParser()
+        pieces = [MULTI_LINE_CRLF[:first], MULTI_LINE_CRLF[first:second], MULTI_LINE_CRLF[second:]]
+        out = [data for piece in pieces for data in parser.feed(piece)]
+        assert out == ["one\ntwo\nthree", "four"], (first, second)
+
+
+def test_chat_chunk_spread_over_two_crlf_data_lines_decodes_once() -> None:
+    """Through the decoder too: a chunk whose JSON spans two data lines is one delta."""
+    body = (
+        b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}\r\n'
+        b"data: ]}\r\n\r\n"
+        b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\r\n\r\n'
+        b"data: [DONE]\r\n\r\n"
+    )
+    cr = body.index(b"\r\n")
+    for cuts in ([], [cr + 1], list(range(1, len(body)))):
+        events = decode(body, cuts)
+        assert [e["type"] for e in events] == ["output_text_delta", "output_item_done", "completed"]
+        assert events[0]["delta"] == "hi"
