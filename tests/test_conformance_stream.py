@@ -1,4 +1,5 @@
-"""Every stream vector through the real HTTP path: whole, and in random writes of 1-7 bytes."""
+"""Every stream vector (tests/conformance and tests/vectors) through the real HTTP path: whole,
+and in random writes of 1-7 bytes; and through the pure core, byte by byte."""
 
 from __future__ import annotations
 
@@ -13,10 +14,9 @@ from wirebridge.chat.sse import SSEParser
 from wirebridge.chat.tools import map_tools
 from wirebridge.testing import Reply, ScriptedUpstream
 
-from .conftest import load_vectors
-from .vectors import merge_deltas, normalize, vector_body
+from .vectors import load_all_vectors, merge_deltas, normalize, vector_body
 
-VECTORS = load_vectors("stream")
+VECTORS = load_all_vectors("stream")
 errors = importlib.import_module("wirebridge.errors")
 
 
@@ -75,6 +75,27 @@ async def test_stream_vector_over_http(
     _check_error(vector, error)
 
 
+CRLF_VECTORS = [v for v in VECTORS if b"\r\n" in vector_body(v)]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("vector", CRLF_VECTORS, ids=[v["name"] for v in CRLF_VECTORS])
+async def test_crlf_vector_over_http_with_every_cr_and_lf_in_separate_reads(
+    vector: dict[str, Any],
+) -> None:
+    """D1 over real HTTP: every CRLF of the body is cut between its CR and its LF, and the pieces
+    are written with a pause between them, so the client reads them apart."""
+    body = vector_body(vector)
+    pieces = [piece + b"\r" for piece in body.split(b"\r\n")]
+    pieces = [pieces[0], *(b"\n" + piece for piece in pieces[1:])]
+    pieces[-1] = pieces[-1][:-1]
+    assert b"".join(pieces) == body
+    reply = Reply(body, pieces=[p for p in pieces if p], drip_s=0.002)
+    raw, error = await _collect(vector, reply, None)
+    _compare(raw, vector["raw"], vector.get("merge_deltas", False))
+    _check_error(vector, error)
+
+
 @pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
 def test_stream_vector_byte_by_byte_sans_io(vector: dict[str, Any]) -> None:
     """The pure core alone, fed one byte at a time: the harshest split there is."""
@@ -93,3 +114,10 @@ def test_stream_vector_byte_by_byte_sans_io(vector: dict[str, Any]) -> None:
         error = exc
     _compare(events, vector["raw"], vector.get("merge_deltas", False))
     _check_error(vector, error)
+
+
+def test_both_vector_sets_are_loaded_and_names_are_unique() -> None:
+    names = [v["name"] for v in VECTORS]
+    assert len(names) == len(set(names)), "a vector name is used twice"
+    assert "parallel_tool_calls_by_index" in names  # tests/conformance
+    assert "parallel_tool_calls_interleaved_with_repeated_ids" in names  # tests/vectors
