@@ -489,3 +489,34 @@ async def test_failure_after_a_committed_silence_is_response_failed(
         "response.failed",
     ]
     assert "stream closed before completion" in events[-1]["response"]["error"]["message"]
+
+
+# -- strict types: numbers and booleans sent as strings are refused -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("temperature", "0.5"),
+        ("stream", "true"),
+        ("max_output_tokens", "12"),
+        ("top_p", "0.9"),
+        ("parallel_tool_calls", "false"),
+    ],
+)
+async def test_numbers_and_booleans_as_strings_are_400_naming_the_field(
+    upstream: ScriptedUpstream, http: httpx.AsyncClient, field: str, value: str
+) -> None:
+    """The OpenAI API refuses "0.5" for a number and "true" for a boolean; a lax decoder that
+    coerced them would send the upstream something the client never asked for."""
+    upstream.push(Reply(text_body(["should not be asked"])))
+    async with running_bridge(settings_for(upstream)) as bridge:
+        response = await http.post(
+            f"{bridge.base_url}/responses", json={"model": "m", "input": "x", field: value}
+        )
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    error = response.json()["error"]
+    assert error["param"] == field
+    assert error["type"] == "invalid_request_error"
+    assert not upstream.requests
