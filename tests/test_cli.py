@@ -26,7 +26,26 @@ SCRIPT = Path(sys.executable).parent / "wirebridge"
 COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "wirebridge"]
 OK_BODY = text_body(["Hel", "lo"], usage={"prompt_tokens": 3, "completion_tokens": 2})
 CLI_TIMEOUT_S = 20  # a bound on a hung child, not a wait: children take well under a second
+# Runs argv[1:] with SIGINT at its default disposition. A suite started as a background job of a
+# non-interactive shell inherits SIGINT ignored, SIG_IGN survives exec, and the CLI rightly keeps
+# an inherited ignore; `restore_signals` resets only SIGPIPE and SIGXFSZ, so reset it here.
+WITH_DEFAULT_SIGINT = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execvp(sys.argv[1], sys.argv[1:])",
+]
 pytestmark = pytest.mark.anyio
+
+
+def sigint_ignored(pid: int) -> bool:
+    """Whether the process ignores SIGINT (Linux: /proc; elsewhere assume not)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    ignored = next(line for line in status.splitlines() if line.startswith("SigIgn:"))
+    return bool(int(ignored.split()[1], 16) & (1 << (signal.SIGINT - 1)))
 
 
 def cli_env(home: Path, **extra: str) -> dict[str, str]:
@@ -442,7 +461,7 @@ async def test_exec_ctrl_c_exits_130_and_drops_the_upstream(
     first = OK_BODY.index(b"\n\n", OK_BODY.index(b"\n\n") + 2) + 2
     upstream.push(Reply(OK_BODY, stall_after=first))  # "Hel", then silence
     write_config(tmp_path, scripted_provider(upstream, stream_idle_timeout_ms=30_000))
-    args = [*COMMAND, "exec", "--provider", "scripted", "-m", "m", "q"]
+    args = [*WITH_DEFAULT_SIGINT, *COMMAND, "exec", "--provider", "scripted", "-m", "m", "q"]
     with anyio.fail_after(CLI_TIMEOUT_S):
         async with await anyio.open_process(
             args, stdin=subprocess.DEVNULL, env=cli_env(tmp_path)
@@ -452,6 +471,9 @@ async def test_exec_ctrl_c_exits_130_and_drops_the_upstream(
             while b"Hel" not in shown:  # the answer is streaming: interrupt it
                 shown += await process.stdout.receive()
             assert not upstream.closed.is_set()
+            if sigint_ignored(process.pid):
+                process.kill()
+                pytest.fail("the child ignores SIGINT (an inherited SIG_IGN): Ctrl-C cannot work")
             process.send_signal(signal.SIGINT)
             code = await process.wait()
             errors = b"".join([chunk async for chunk in process.stderr])
