@@ -2,7 +2,7 @@
 
 Every consumer POSTs to the same upstream subprocess and reads the same body over loopback:
 
-- `wirebridge`: `Client(provider, model).stream(prompt)`, counting events;
+- `wirebridge`: `Client(provider).stream(prompt, model=...)`, counting events;
 - `openai-agents`: `ChatCmplStreamHandler.handle_stream` over the `openai` SDK's stream, the path
   `OpenAIChatCompletionsModel.stream_response` takes (its own code for the same job);
 - `openai SDK`: `async for chunk in stream` over `chat.completions.create(stream=True)`;
@@ -56,7 +56,7 @@ class Clients:
         self.base_url = base_url
         self.http = httpx.AsyncClient(timeout=60)
         provider = Provider(base_url=base_url, request_max_retries=0, stream_max_retries=0)
-        self.wirebridge = Client(provider, model="", http_client=self.http)
+        self.wirebridge = Client(provider, http_client=self.http)
         self.openai = AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0)
 
     async def __aenter__(self) -> Clients:

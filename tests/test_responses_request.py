@@ -15,6 +15,7 @@ from wirebridge.provider import Provider
 from wirebridge.responses.errors import ApiError
 from wirebridge.responses.request import parse_request, unknown_fields
 from wirebridge.responses.testing import validate_response
+from wirebridge.wire import to_json
 
 CODEX = Path(__file__).parent / "fixtures" / "codex"
 
@@ -54,7 +55,7 @@ def test_codex_request_bodies_validate_and_map(name: str) -> None:
 
 def test_codex_response_shell_is_a_valid_sdk_response() -> None:
     request = parse_request((CODEX / "codex-responses-request-say-hi.json").read_bytes())
-    shell = request.response_shell("resp_1", 1700000000)
+    shell = to_json(request.response("resp_1", 1700000000))
     assert shell["tools"] and shell["store"] is False
     validate_response(shell)
 
@@ -89,7 +90,7 @@ def test_sdk_style_body_maps_every_option() -> None:
     assert (payload["max_tokens"], payload["temperature"], payload["top_p"]) == (50, 0.2, 0.9)
     assert payload["response_format"]["type"] == "json_schema"
     assert payload["reasoning_effort"] == "low"
-    shell = request.response_shell("resp_1", 1)
+    shell = to_json(request.response("resp_1", 1))
     assert shell["metadata"] == {"k": "v"} and shell["instructions"] == "be brief"
     assert shell["text"]["format"]["type"] == "json_schema"
     validate_response(shell)

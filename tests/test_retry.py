@@ -8,17 +8,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wirebridge.retry import (
+from wirebridge.upstream.retry import (
     MAX_BACKOFF_S,
     MAX_RETRY_AFTER_S,
     Decision,
     backoff_delay,
     decide,
     retry_after,
-    should_retry,
 )
 
 NOW = 1_800_000_000.0
+
+
+def should_retry(status: int, headers: dict[str, str]) -> bool:
+    """Whether a first failed attempt with this answer is retried (budget left)."""
+    return decide(status, headers, attempt=1, max_retries=3, now=NOW, jitter=0.5).retry
 
 
 @pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503, 504, 599])

@@ -11,7 +11,7 @@ import importlib
 
 import click
 
-from . import __version__
+from ._version import __version__
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "exec": ("wirebridge.commands.exec", "One turn against a provider, streamed to the terminal."),

@@ -34,11 +34,6 @@ class TokenUsage:
 
 
 @dataclass(slots=True)
-class Created:
-    type: Literal["created"] = "created"
-
-
-@dataclass(slots=True)
 class OutputTextDelta:
     delta: str
     type: Literal["output_text_delta"] = "output_text_delta"
@@ -48,12 +43,6 @@ class OutputTextDelta:
 class ReasoningContentDelta:
     delta: str
     type: Literal["reasoning_content_delta"] = "reasoning_content_delta"
-
-
-@dataclass(slots=True)
-class ReasoningSummaryDelta:
-    delta: str
-    type: Literal["reasoning_summary_delta"] = "reasoning_summary_delta"
 
 
 @dataclass(slots=True)
@@ -92,17 +81,14 @@ class Completed:
 
 
 Event: TypeAlias = (
-    Created
-    | OutputTextDelta
+    OutputTextDelta
     | ReasoningContentDelta
-    | ReasoningSummaryDelta
     | ToolCallDelta
     | OutputItemDone
     | Incomplete
     | Completed
 )
-DeltaEvent: TypeAlias = OutputTextDelta | ReasoningContentDelta | ReasoningSummaryDelta
-DELTA_TYPES = (OutputTextDelta, ReasoningContentDelta, ReasoningSummaryDelta)
+DELTA_TYPES = (OutputTextDelta, ReasoningContentDelta)
 STREAMED_TYPES = (*DELTA_TYPES, ToolCallDelta)  # what `aggregated` mode drops
 
 
@@ -126,6 +112,4 @@ def dump(x: Event | Item) -> dict[str, Any]:
         return {"type": "completed", "response_id": x.response_id, "token_usage": usage}
     if isinstance(x, Incomplete):
         return {"type": "incomplete", "reason": x.reason}
-    if isinstance(x, Created):
-        return {"type": "created"}
     raise TypeError(f"dump() takes an item or an event, not {type(x).__name__}")

@@ -22,7 +22,6 @@ from typing import IO, Any
 import anyio
 import click
 
-from ..client import Client
 from ..errors import ConfigError, UnexpectedStatusError, WirebridgeError
 from ..events import (
     Completed,
@@ -31,13 +30,13 @@ from ..events import (
     OutputItemDone,
     OutputTextDelta,
     ReasoningContentDelta,
-    ReasoningSummaryDelta,
     dump,
 )
 from ..items import CustomToolCall, FunctionCall
 from ..prompt import Prompt
 from ..provider import Config, Provider, load_config
 from ..redact import redact_url
+from ..upstream.client import Client
 from .output import EXIT_INTERRUPTED, THINK_TAGS, fail, one_line
 
 
@@ -101,7 +100,7 @@ class Output:
             self._answer_started = True
             self._write(self.stdout, event.delta)
             self._line_open = not event.delta.endswith("\n")
-        elif isinstance(event, ReasoningContentDelta | ReasoningSummaryDelta):
+        elif isinstance(event, ReasoningContentDelta):
             if self.show_reasoning and not self._answer_started:
                 self.stop_spinner()
                 self._reasoning(event.delta)

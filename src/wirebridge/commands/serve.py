@@ -20,18 +20,18 @@ import sys
 
 import click
 
-from .. import __version__
+from .._version import __version__
 from ..errors import ConfigError
 from ..provider import Config, Provider, load_config
-from ..responses.app import (
-    DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_CONCURRENT_STREAMS,
-    BridgeSettings,
-    create_app,
-)
+from ..responses.app import create_app
 from ..responses.gate import parse_api_keys
 from ..responses.logs import configure_logging
 from ..responses.runner import DEFAULT_GRACE_S, DEFAULT_HOST, DEFAULT_PORT, is_loopback, run
+from ..responses.settings import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONCURRENT_STREAMS,
+    BridgeSettings,
+)
 from ..store import DEFAULT_TTL_SECONDS, parse_store_url
 
 log = logging.getLogger("wirebridge.server")

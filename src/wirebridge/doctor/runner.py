@@ -17,7 +17,7 @@ import anyio
 import httpx
 
 from ..provider import Provider
-from ..transport import request_headers
+from ..upstream.transport import request_headers
 from .analysis import Diagnosis, analyse
 from .observe import ProbeResult, StreamObserver
 from .probes import DEFAULT_MAX_TOKENS, Plan, Probe

@@ -22,17 +22,19 @@ calls) is emitted as added -> one delta -> done when it completes. The reasoning
 open until the decoder reports it (even while the answer streams), because only the final item
 may carry provider state to echo back (`encrypted_content`).
 
+Shapes: the Response object and its items are `wire.py`'s Structs, built here and nowhere else.
 Speed: deltas are written from per-item byte templates (one `msgspec` string encode per delta); the
 response object is encoded only for the three lifecycle events.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
+from msgspec import UNSET
 
 from ..events import (
     Completed,
@@ -41,35 +43,35 @@ from ..events import (
     OutputItemDone,
     OutputTextDelta,
     ReasoningContentDelta,
-    ReasoningSummaryDelta,
-    TokenUsage,
     ToolCallDelta,
 )
-from ..items import CustomToolCall, FunctionCall, Message, Reasoning, dump_item
+from ..items import CustomToolCall, FunctionCall, LocalShellCall, Message, Reasoning
+from ..wire import (
+    JSON,
+    CustomToolCallItem,
+    FunctionCallItem,
+    IncompleteDetails,
+    LocalShellCallItem,
+    MessageItem,
+    OutputItem,
+    OutputText,
+    ReasoningItem,
+    ReasoningText,
+    Response,
+    ResponseError,
+    SummaryText,
+    Usage,
+    encode,
+)
 
-JSON = dict[str, Any]
+log = logging.getLogger("wirebridge.server")
 IdFactory = Callable[[str], str]
-
-_encode = msgspec.json.Encoder().encode
+_encode = encode
 
 
 def random_id(prefix: str) -> str:
     """`resp_`, `msg_`, `rs_`, `fc_`, `ctc_` + 32 hex digits (OpenAI's ids are opaque strings)."""
     return f"{prefix}_{uuid.uuid4().hex}"
-
-
-def usage_json(usage: TokenUsage) -> JSON:
-    """Our token usage -> the Responses `usage` object (cached and reasoning details included)."""
-    return {
-        "input_tokens": usage.input_tokens,
-        "input_tokens_details": {
-            "cached_tokens": usage.cached_input_tokens,
-            "cache_write_tokens": 0,  # Chat Completions servers do not report cache writes
-        },
-        "output_tokens": usage.output_tokens,
-        "output_tokens_details": {"reasoning_tokens": usage.reasoning_output_tokens},
-        "total_tokens": usage.total_tokens,
-    }
 
 
 def _frame(kind: str, data: bytes) -> bytes:
@@ -111,29 +113,24 @@ class _OpenItem:
 class ResponsesEncoder:
     """State machine: `start()`, `feed(event)` per event or `fail(...)`, `take()` the frames.
 
-    `response` is the Response object's fixed part (id, created_at, model, echoed request options,
-    `output: []`); the encoder fills in `status`, `output`, `usage`, `error` and
-    `incomplete_details` and returns it as `response` when done. With `frames=False` no bytes are
-    produced (the non-streaming endpoint wants only the final object). `reasoning_summary=True`
-    mirrors the reasoning text as a summary part too, for clients that only display summaries
-    (Codex's TUI).
+    `response` is the Response object with its echoed request options; the encoder fills in
+    `status`, `output`, `usage`, `error` and `incomplete_details` as the stream goes. With
+    `frames=False` no bytes are produced (the non-streaming endpoint wants only the final
+    object). `reasoning_summary=True` mirrors the reasoning text as a summary part too, for
+    clients that only display summaries (Codex's TUI).
     """
 
     def __init__(
         self,
-        response: JSON,
+        response: Response,
         *,
         new_id: IdFactory = random_id,
         frames: bool = True,
         reasoning_summary: bool = False,
     ):
         self.response = response
-        response.setdefault("object", "response")
-        response["status"] = "in_progress"
-        self.output: list[JSON] = []
-        response["output"] = self.output
-        for key in ("error", "incomplete_details", "usage"):
-            response.setdefault(key, None)
+        response.status = "in_progress"
+        self.output: list[OutputItem] = response.output
         self.new_id = new_id
         self.frames = frames
         self.reasoning_summary = reasoning_summary
@@ -148,7 +145,6 @@ class ResponsesEncoder:
         self._handlers: dict[type, Callable[[Any], None]] = {
             OutputTextDelta: self._on_text,
             ReasoningContentDelta: self._on_reasoning,
-            ReasoningSummaryDelta: self._on_summary,
             ToolCallDelta: self._on_call_delta,
             OutputItemDone: self._on_item_done,
             Incomplete: self._on_incomplete,
@@ -170,9 +166,7 @@ class ResponsesEncoder:
             return
         if not self.started:
             self.start()
-        handler = self._handlers.get(type(event))
-        if handler is not None:  # `created` has no wire event of its own (start() sent it)
-            handler(event)
+        self._handlers[type(event)](event)
 
     def fail(self, code: str, message: str, *, param: str | None = None) -> None:
         """End the stream with `response.failed`; open items are reported as incomplete."""
@@ -182,11 +176,11 @@ class ResponsesEncoder:
             self.start()
         for item in (self._reasoning, self._message, *self._calls.values()):
             if item is not None:
-                self.output[item.index]["status"] = "incomplete"
+                self.output[item.index].status = "incomplete"
         self._reasoning = self._message = None
         self._calls.clear()
-        self.response["status"] = "failed"
-        self.response["error"] = {"code": code, "message": message, "param": param}
+        self.response.status = "failed"
+        self.response.error = ResponseError(code, message, param)
         self._lifecycle("response.failed")
         self.finished = True
 
@@ -230,19 +224,17 @@ class ResponsesEncoder:
             item.summary.append(event.delta)
             self._delta(_SUMMARY_DELTA, item.summary_mid, event.delta)
 
-    def _on_summary(self, event: ReasoningSummaryDelta) -> None:
-        item = self._reasoning or self._open_reasoning()
-        if item.summary is None:
-            self._open_summary(item)
-        assert item.summary is not None
-        item.summary.append(event.delta)
-        self._delta(_SUMMARY_DELTA, item.summary_mid, event.delta)
-
     def _on_call_delta(self, event: ToolCallDelta) -> None:
         item = self._calls.get(event.call_id)
         if item is None:
-            base = self._call_base("function_call", event.call_id, event.name, event.namespace)
-            item = self._calls[event.call_id] = self._add("fc", {**base, "arguments": ""}, None)
+            namespace = event.namespace if event.namespace is not None else UNSET
+            item = self._calls[event.call_id] = self._add(
+                "fc",
+                lambda id_: FunctionCallItem(
+                    id_, "in_progress", event.call_id, event.name, "", namespace
+                ),
+                None,
+            )
         item.chunks.append(event.delta)
         self._delta(_ARGUMENTS_DELTA, item.delta_mid, event.delta)
 
@@ -255,31 +247,30 @@ class ResponsesEncoder:
 
     # -- items -------------------------------------------------------------------------------
 
-    def _add(self, prefix: str, item: JSON, content_index: int | None = 0) -> _OpenItem:
+    def _add(
+        self, prefix: str, make: Callable[[str], OutputItem], content_index: int | None = 0
+    ) -> _OpenItem:
         opened = _OpenItem(self.new_id(prefix), len(self.output), content_index)
-        item = {"id": opened.id, **item}
+        item = make(opened.id)
         self.output.append(item)
         self._emit("response.output_item.added", {"output_index": opened.index, "item": item})
         return opened
 
-    def _part(self, kind: str, item: _OpenItem, part: JSON) -> None:
+    def _part(self, kind: str, item: _OpenItem, part: OutputText | ReasoningText) -> None:
         self._emit(
             kind,
             {"item_id": item.id, "output_index": item.index, "content_index": 0, "part": part},
         )
 
     def _open_message(self) -> _OpenItem:
-        item = self._add(
-            "msg",
-            {"type": "message", "status": "in_progress", "role": "assistant", "content": []},
-        )
-        self._part("response.content_part.added", item, _output_text(""))
+        item = self._add("msg", lambda id_: MessageItem(id_, "in_progress", []))
+        self._part("response.content_part.added", item, OutputText(""))
         self._message = item
         return item
 
     def _open_reasoning(self) -> _OpenItem:
-        item = self._add("rs", {"type": "reasoning", "summary": [], "content": []})
-        self._part("response.content_part.added", item, {"type": "reasoning_text", "text": ""})
+        item = self._add("rs", lambda id_: ReasoningItem(id_, [], []))
+        self._part("response.content_part.added", item, ReasoningText(""))
         if self.reasoning_summary:
             self._open_summary(item)
         self._reasoning = item
@@ -293,7 +284,7 @@ class ResponsesEncoder:
                 "item_id": item.id,
                 "output_index": item.index,
                 "summary_index": 0,
-                "part": {"type": "summary_text", "text": ""},
+                "part": SummaryText(""),
             },
         )
 
@@ -304,14 +295,20 @@ class ResponsesEncoder:
         elif isinstance(item, Reasoning):
             self._close_reasoning(item)
         elif isinstance(item, FunctionCall):
-            self._tool_call(item, "fc", "arguments", item.arguments)
+            self._function_call(item)
         elif isinstance(item, CustomToolCall):
-            self._tool_call(item, "ctc", "input", item.input)
-        else:  # items the decoder does not produce today: added, then done, nothing between
-            body = dump_item(item)
-            body.pop("id", None)
-            opened = self._add(_prefix(body.get("type")), body, None)
-            self._done(opened, {"id": opened.id, **body})
+            self._custom_tool_call(item)
+        elif isinstance(item, LocalShellCall):  # added, then done, nothing between
+            call = item
+            opened = self._add(
+                "lsh",
+                lambda id_: LocalShellCallItem(id_, "in_progress", call.call_id, dict(call.action)),
+                None,
+            )
+            done = LocalShellCallItem(opened.id, "completed", call.call_id, dict(call.action))
+            self._done(opened, done)
+        else:  # the decoder produces no other item type; a caller's own is not ours to invent
+            log.debug("output item of type %r has no Responses form here; not sent", item.type)
 
     def _close_message(self, message: Message) -> None:
         item = self._message
@@ -331,15 +328,8 @@ class ResponsesEncoder:
                 "logprobs": [],
             },
         )
-        self._part("response.content_part.done", item, _output_text(text))
-        done = {
-            "id": item.id,
-            "type": "message",
-            "status": "completed",
-            "role": "assistant",
-            "content": [_output_text(text)],
-        }
-        self._done(item, done)
+        self._part("response.content_part.done", item, OutputText(text))
+        self._done(item, MessageItem(item.id, "completed", [OutputText(text)]))
 
     def _close_reasoning(self, reasoning: Reasoning) -> None:
         item = self._reasoning
@@ -349,17 +339,16 @@ class ResponsesEncoder:
                 self._on_reasoning(ReasoningContentDelta(reasoning.text))
         self._reasoning = None
         text = reasoning.text or "".join(item.chunks)
-        ids = {"item_id": item.id, "output_index": item.index}
+        ids: JSON = {"item_id": item.id, "output_index": item.index}
         self._emit("response.reasoning_text.done", {**ids, "content_index": 0, "text": text})
-        part = {"type": "reasoning_text", "text": text}
+        part = ReasoningText(text)
         self._part("response.content_part.done", item, part)
-        summary: list[JSON] = [{"type": "summary_text", "text": t} for t in reasoning.summary]
+        summary = [SummaryText(t) for t in reasoning.summary]
         if item.summary is not None:
-            summary_text = "".join(item.summary)
-            summary_part = {"type": "summary_text", "text": summary_text}
+            summary_part = SummaryText("".join(item.summary))
             self._emit(
                 "response.reasoning_summary_text.done",
-                {**ids, "summary_index": 0, "text": summary_text},
+                {**ids, "summary_index": 0, "text": summary_part.text},
             )
             self._emit(
                 "response.reasoning_summary_part.done",
@@ -367,38 +356,53 @@ class ResponsesEncoder:
             )
             summary = [summary_part]
         # The text travels back as `content` (reasoning_text) so clients replay it (rule P2).
-        done: JSON = {"id": item.id, "type": "reasoning", "summary": summary, "content": [part]}
-        if reasoning.encrypted_content is not None:
-            done["encrypted_content"] = reasoning.encrypted_content
+        encrypted = reasoning.encrypted_content
+        done = ReasoningItem(
+            item.id, summary, [part], encrypted if encrypted is not None else UNSET
+        )
         self._done(item, done)
 
-    @staticmethod
-    def _call_base(kind: str, call_id: str, name: str, namespace: str | None) -> JSON:
-        base: JSON = {"type": kind, "status": "in_progress", "call_id": call_id, "name": name}
-        if namespace is not None:
-            base["namespace"] = namespace
-        return base
-
-    def _tool_call(
-        self, call: FunctionCall | CustomToolCall, prefix: str, key: str, value: str
-    ) -> None:
-        kind = call.type
-        namespace = call.namespace if isinstance(call, FunctionCall) else None
-        base = self._call_base(kind, call.call_id, call.name, namespace)
-        streamed = self._calls.pop(call.call_id, None) if kind == "function_call" else None
-        opened = streamed or self._add(prefix, {**base, key: ""}, None)
-        event = (
-            "response.function_call_arguments"
-            if kind == "function_call"
-            else ("response.custom_tool_call_input")
+    def _function_call(self, call: FunctionCall) -> None:
+        namespace = call.namespace if call.namespace is not None else UNSET
+        streamed = self._calls.pop(call.call_id, None)
+        opened = streamed or self._add(
+            "fc",
+            lambda id_: FunctionCallItem(
+                id_, "in_progress", call.call_id, call.name, "", namespace
+            ),
+            None,
         )
+        done = FunctionCallItem(
+            opened.id, "completed", call.call_id, call.name, call.arguments, namespace
+        )
+        self._call_done(opened, done, "response.function_call_arguments", "arguments", streamed)
+
+    def _custom_tool_call(self, call: CustomToolCall) -> None:
+        opened = self._add(
+            "ctc",
+            lambda id_: CustomToolCallItem(id_, "in_progress", call.call_id, call.name, ""),
+            None,
+        )
+        done = CustomToolCallItem(opened.id, "completed", call.call_id, call.name, call.input)
+        self._call_done(opened, done, "response.custom_tool_call_input", "input", None)
+
+    def _call_done(
+        self,
+        opened: _OpenItem,
+        done: FunctionCallItem | CustomToolCallItem,
+        event: str,
+        key: str,
+        streamed: _OpenItem | None,
+    ) -> None:
+        """A call's last events: its whole value as one delta unless it streamed, then done."""
+        value = done.arguments if isinstance(done, FunctionCallItem) else done.input
         ids = {"item_id": opened.id, "output_index": opened.index}
         if streamed is None and value:
             self._emit(event + ".delta", {**ids, "delta": value})
         self._emit(event + ".done", {**ids, key: value})
-        self._done(opened, {"id": opened.id, **base, "status": "completed", key: value})
+        self._done(opened, done)
 
-    def _done(self, opened: _OpenItem, item: JSON) -> None:
+    def _done(self, opened: _OpenItem, item: OutputItem) -> None:
         self.output[opened.index] = item
         self._emit("response.output_item.done", {"output_index": opened.index, "item": item})
 
@@ -414,13 +418,13 @@ class ResponsesEncoder:
         if self._message is not None:
             self._close_message(Message("assistant", ()))
         if event.token_usage is not None:
-            self.response["usage"] = usage_json(event.token_usage)
+            self.response.usage = Usage.of(event.token_usage)
         if self._incomplete is not None:
-            self.response["status"] = "incomplete"
-            self.response["incomplete_details"] = {"reason": self._incomplete}
+            self.response.status = "incomplete"
+            self.response.incomplete_details = IncompleteDetails(self._incomplete)
             self._lifecycle("response.incomplete")
         else:
-            self.response["status"] = "completed"
+            self.response.status = "completed"
             self._lifecycle("response.completed")
         self.finished = True
 
@@ -434,11 +438,3 @@ class ResponsesEncoder:
 
     def _lifecycle(self, kind: str) -> None:
         self._emit(kind, {"response": self.response})
-
-
-def _output_text(text: str) -> JSON:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-
-
-def _prefix(kind: Any) -> str:
-    return {"local_shell_call": "lsh", "web_search_call": "ws"}.get(str(kind), "item")

@@ -12,15 +12,12 @@ expiry and chain assembly; this module only translates between a request and a r
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..errors import InputError
 from ..items import Item, dump_item, parse_items
 from ..store import PreviousResponseNotFoundError, Store, StoredResponse
+from ..wire import Response, to_json
 from .errors import ApiError
 from .request import ResponsesRequest
-
-JSON = dict[str, Any]
 
 
 async def resolve_history(request: ResponsesRequest, store: Store | None) -> list[Item]:
@@ -48,20 +45,23 @@ async def resolve_history(request: ResponsesRequest, store: Store | None) -> lis
     return [*stored, *request.items]
 
 
-async def record_response(store: Store | None, request: ResponsesRequest, response: JSON) -> None:
+async def record_response(
+    store: Store | None, request: ResponsesRequest, response: Response
+) -> None:
     """Hand a finished response to the store (if any, and if the client asked to store it)."""
     if store is None or not request.store:
         return
+    data = to_json(response)
     await store.save(
         StoredResponse(
-            id=response["id"],
-            created_at=int(response["created_at"]),
-            model=response["model"],
-            status=response["status"],
+            id=response.id,
+            created_at=response.created_at,
+            model=response.model,
+            status=response.status,  # type: ignore[arg-type]  # the store checks it is final
             previous_response_id=request.previous_response_id,
             input_items=tuple(dump_item(item) for item in request.items),
-            output_items=tuple(response["output"]),
-            usage=response.get("usage"),
-            response=response,
+            output_items=tuple(data["output"]),
+            usage=data["usage"],
+            response=data,
         )
     )

@@ -21,9 +21,8 @@ import msgspec
 from ..errors import InputError
 from ..items import Item, parse_items
 from ..prompt import Prompt
+from ..wire import JSON, Response
 from .errors import ApiError
-
-JSON = dict[str, Any]
 
 
 class TextOptions(msgspec.Struct):
@@ -119,8 +118,8 @@ class ResponsesRequest:
             reasoning_effort=b.reasoning.effort if b.reasoning is not None else None,
         )
 
-    def response_shell(self, response_id: str, created_at: int) -> JSON:
-        """The Response object's fixed part: the request options it echoes, as the API does."""
+    def response(self, response_id: str, created_at: int) -> Response:
+        """The Response object, in progress, echoing the request options as the API does."""
         b = self.body
         reasoning = None
         if b.reasoning is not None:
@@ -130,37 +129,30 @@ class ResponsesRequest:
             text = {"format": b.text.format or {"type": "text"}}
             if b.text.verbosity is not None:
                 text["verbosity"] = b.text.verbosity
-        shell: JSON = {
-            "id": response_id,
-            "object": "response",
-            "created_at": created_at,
-            "status": "in_progress",
-            "background": bool(b.background),
-            "error": None,
-            "incomplete_details": None,
-            "instructions": b.instructions,
-            "max_output_tokens": b.max_output_tokens,
-            "max_tool_calls": b.max_tool_calls,
-            "model": self.model,
-            "output": [],
-            "parallel_tool_calls": b.parallel_tool_calls is not False,
-            "previous_response_id": b.previous_response_id,
-            "prompt_cache_key": b.prompt_cache_key,
-            "reasoning": reasoning,
-            "safety_identifier": b.safety_identifier,
-            "store": self.store,
-            "temperature": b.temperature,
-            "text": text,
-            "tool_choice": b.tool_choice if b.tool_choice is not None else "auto",
-            "tools": b.tools or [],
-            "top_logprobs": b.top_logprobs,
-            "top_p": b.top_p,
-            "truncation": b.truncation or "disabled",
-            "usage": None,
-            "user": b.user,
-            "metadata": b.metadata or {},
-        }
-        return shell
+        return Response(
+            id=response_id,
+            created_at=created_at,
+            background=bool(b.background),
+            instructions=b.instructions,
+            max_output_tokens=b.max_output_tokens,
+            max_tool_calls=b.max_tool_calls,
+            model=self.model,
+            parallel_tool_calls=b.parallel_tool_calls is not False,
+            previous_response_id=b.previous_response_id,
+            prompt_cache_key=b.prompt_cache_key,
+            reasoning=reasoning,
+            safety_identifier=b.safety_identifier,
+            store=self.store,
+            temperature=b.temperature,
+            text=text,
+            tool_choice=b.tool_choice if b.tool_choice is not None else "auto",
+            tools=b.tools or [],
+            top_logprobs=b.top_logprobs,
+            top_p=b.top_p,
+            truncation=b.truncation or "disabled",
+            user=b.user,
+            metadata=b.metadata or {},
+        )
 
 
 def _param(path: str) -> str:

@@ -14,8 +14,9 @@ from typing import Any
 import msgspec
 
 from ..provider import Config, Provider
-from .app import BridgeSettings, create_app
+from .app import create_app
 from .runner import RunningBridge, running
+from .settings import BridgeSettings
 
 JSON = dict[str, Any]
 

@@ -24,18 +24,18 @@ from types import TracebackType
 import anyio
 import httpx
 
-from .chat.decode import ChatStreamDecoder
-from .chat.request import ChatRequest, prepare_chat_request
-from .chat.sse import SSEParser
-from .errors import IdleTimeoutError, StreamError
-from .events import Event
-from .prompt import Prompt
-from .provider import Provider
-from .redact import redact_url
+from ..chat.decode import ChatStreamDecoder
+from ..chat.request import ChatRequest, prepare_chat_request
+from ..chat.sse import SSEParser
+from ..errors import IdleTimeoutError, StreamError
+from ..events import Event
+from ..prompt import Prompt
+from ..provider import Provider
+from ..redact import redact_url
 from .retry import backoff_delay
 from .transport import Sleep, http_timeout, open_stream
 
-log = logging.getLogger("wirebridge.client")
+log = logging.getLogger("wirebridge.upstream")
 DEFAULT_FINISH_GRACE_S = 2.0
 # After `[DONE]` the body's end is normally already in the socket buffer; reading it returns the
 # connection to the pool (a closed one costs the next turn a TCP connect, ~1/4 of the bridge's
@@ -45,7 +45,8 @@ DRAIN_MAX_BYTES = 64 * 1024
 
 
 class Client:
-    """A pooled connection to one provider, for one model.
+    """A pooled connection to one provider. The model goes with each turn (`stream(prompt,
+    model=...)`, or a prepared `ChatRequest`); `model` here is only the default for `stream`.
 
     `sleep`, `clock` and `rand` are injectable so tests can record retry waits instead of
     sleeping through them. Use `async with Client(...)` (or `aclose()`) to close the pool.
@@ -56,7 +57,7 @@ class Client:
     def __init__(
         self,
         provider: Provider,
-        model: str,
+        model: str | None = None,
         *,
         http_client: httpx.AsyncClient | None = None,
         finish_grace_s: float = DEFAULT_FINISH_GRACE_S,
@@ -91,7 +92,11 @@ class Client:
             await self._http.aclose()
 
     def prepare(self, prompt: Prompt, model: str | None = None) -> ChatRequest:
-        return prepare_chat_request(prompt, model or self.model, self.provider)
+        """The turn's Chat request, for `model` (else the client's default model)."""
+        chosen = model or self.model
+        if not chosen:
+            raise ValueError("no model: pass stream(prompt, model=...) or Client(..., model=...)")
+        return prepare_chat_request(prompt, chosen, self.provider)
 
     async def stream(
         self, prompt: Prompt | ChatRequest, *, model: str | None = None

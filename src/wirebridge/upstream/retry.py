@@ -31,14 +31,6 @@ class Decision:
     reason: GiveUp | None = None
 
 
-def should_retry(status: int, headers: Mapping[str, str]) -> bool:
-    """408/409/429/5xx retry; the server's `x-should-retry` overrides (as the OpenAI SDKs do)."""
-    hint = _should_retry_hint(headers)
-    if hint is not None:
-        return hint
-    return status in RETRYABLE_STATUSES or status >= 500
-
-
 def _should_retry_hint(headers: Mapping[str, str]) -> bool | None:
     hint = headers.get("x-should-retry", "").strip().lower()
     return True if hint == "true" else False if hint == "false" else None
@@ -88,12 +80,6 @@ def retry_after(headers: Mapping[str, str], now: float) -> float | None:
     if when.tzinfo is None:  # RFC 9110 dates are GMT; a naive parse means "no zone given"
         return None
     return max(0.0, when.timestamp() - now)
-
-
-def retry_delay(headers: Mapping[str, str], attempt: int, now: float, jitter: float) -> float:
-    """The wait before retry number `attempt` (1-based): the server's ask, else the backoff."""
-    asked = retry_after(headers, now)
-    return asked if asked is not None else backoff_delay(attempt, jitter)
 
 
 def decide(

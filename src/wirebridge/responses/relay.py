@@ -1,0 +1,178 @@
+"""One response relayed from the upstream's events to a client, whatever carries it.
+
+The relay owns the moment an answer is committed and what a failure looks like on either side
+of it. A streamed answer is committed when the first event arrives from the upstream, or after
+`commit_after_s` without one (a long prompt prefill must not leave the client, or a proxy,
+waiting for headers); until then an upstream failure is refused with the OpenAI error object
+(429 keeps Retry-After, an unreachable upstream is a 502 naming its URL). After that a failure
+is a `response.failed` event, and silences are filled with keep-alives every `heartbeat_s`.
+
+It knows no transport: it writes to a `Sink` (an HTTP response today; a WebSocket or a
+background run's event log use the same relay), and hands the finished Response object to a
+`record` callback before the client sees its end (the client may continue from it at once).
+
+Frames are coalesced: a producer task feeds events to the encoder as the upstream yields them,
+and the sender writes whatever accumulated whenever it gets to run, so one upstream read becomes
+one write (not one per event) without adding latency.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import anyio
+import anyio.lowlevel
+
+from ..events import Event
+from ..wire import Response
+from .encoder import ResponsesEncoder
+from .errors import ApiError, map_exception
+
+log = logging.getLogger("wirebridge.server")
+
+DEFAULT_COMMIT_AFTER_S = 2.0
+DEFAULT_HEARTBEAT_S = 15.0
+SEND_HIGH_WATER_FRAMES = 4096  # frames buffered for a slow client before the producer waits
+
+Record = Callable[[Response], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class RelayTiming:
+    commit_after_s: float = DEFAULT_COMMIT_AFTER_S
+    heartbeat_s: float = DEFAULT_HEARTBEAT_S
+
+
+class Sink(Protocol):
+    """Where a streamed answer goes. Each method is awaited in order, never concurrently."""
+
+    async def refuse(self, error: ApiError) -> None:
+        """The answer failed before it was committed: nothing was sent yet."""
+
+    async def commit(self) -> None:
+        """The answer starts (an HTTP 200 with its headers)."""
+
+    async def write(self, data: bytes) -> None:
+        """Encoded events, in order."""
+
+    async def keepalive(self) -> None:
+        """Nothing to send for `heartbeat_s`: show the client the stream is alive."""
+
+    async def finish(self, data: bytes) -> None:
+        """The last events (the terminal one among them); nothing follows."""
+
+
+class Relay:
+    """Relays one response: `stream(events, sink)` for a streamed answer, or `whole(events)`."""
+
+    def __init__(
+        self,
+        encoder: ResponsesEncoder,
+        *,
+        record: Record,
+        upstream_url: str = "",
+        timing: RelayTiming = RelayTiming(),
+    ):
+        self.encoder = encoder
+        self.record = record
+        self.upstream_url = upstream_url
+        self.timing = timing
+        self._producing = True
+        self._committed = False  # the answer started: failures are now `response.failed`
+        self._early_error: BaseException | None = None  # a failure before the commit
+        self._ready = anyio.Event()  # the first event arrived, or the upstream stream ended
+        self._wake = anyio.Event()
+        self._drained = anyio.Event()
+
+    @property
+    def response(self) -> Response:
+        return self.encoder.response
+
+    async def whole(self, events: AsyncIterator[Event]) -> Response | ApiError:
+        """The finished Response object (recorded), or the error to answer instead."""
+        try:
+            async for event in events:
+                self.encoder.feed(event)
+        except Exception as exc:
+            return self._refusal(exc)
+        if not self.encoder.finished:
+            self.encoder.fail("server_error", "the upstream stream ended without completing")
+        await self._record()
+        return self.encoder.response
+
+    async def stream(self, events: AsyncIterator[Event], sink: Sink) -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._produce, events)
+            with anyio.move_on_after(self.timing.commit_after_s):
+                await self._ready.wait()
+            if self._early_error is not None:
+                await sink.refuse(self._refusal(self._early_error))
+                return
+            self._committed = True  # from here on, failures are `response.failed`
+            await sink.commit()
+            self.encoder.start()
+            # created, in_progress and the first event go out now, on their own: coalescing them
+            # with the rest of the upstream read would hold the first byte until it is encoded.
+            await sink.write(self.encoder.take())
+            await self._send(sink)
+
+    def _refusal(self, exc: BaseException) -> ApiError:
+        error = map_exception(exc, self.upstream_url)
+        log.warning("upstream failure before the answer started: %s", error.message)
+        return error
+
+    async def _record(self) -> None:
+        try:
+            await self.record(self.encoder.response)
+        except Exception:
+            log.exception("could not store response %s", self.encoder.response.id)
+
+    async def _produce(self, events: AsyncIterator[Event]) -> None:
+        encoder = self.encoder
+        first = True
+        try:
+            async for event in events:
+                encoder.feed(event)
+                self._wake.set()
+                if first:
+                    first = False
+                    self._ready.set()
+                    await anyio.lowlevel.checkpoint()  # let the first bytes go out right away
+                elif self._committed and encoder.buffered_frames >= SEND_HIGH_WATER_FRAMES:
+                    await self._drained.wait()  # a slow client: let the sender catch up
+        except Exception as exc:
+            if self._committed:
+                error = map_exception(exc, self.upstream_url)
+                log.warning("response %s failed: %s", encoder.response.id, error.message)
+                encoder.fail(error.failed_code, error.message)
+            else:
+                self._early_error = exc
+        finally:
+            if self._early_error is None and not encoder.finished:
+                encoder.fail("server_error", "the upstream stream ended without completing")
+            self._producing = False
+            self._ready.set()
+            self._wake.set()
+
+    async def _send(self, sink: Sink) -> None:
+        while True:
+            with anyio.move_on_after(self.timing.heartbeat_s) as idle:
+                await self._wake.wait()
+            if idle.cancelled_caught:
+                await sink.keepalive()
+                continue
+            # No await between wait() returning and take(): nothing fed meanwhile is lost.
+            self._wake = anyio.Event()
+            producing = self._producing
+            data = self.encoder.take()
+            if not producing:
+                await self._record()
+                await sink.finish(data)
+                return
+            if data:
+                await sink.write(data)
+            self._drained.set()
+            self._drained = anyio.Event()
