@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
 from .errors import InputError
-
-JSON: TypeAlias = dict[str, Any]
+from .jsontypes import JSON
 
 Role = Literal["user", "assistant", "system", "developer"]
 ROLES: frozenset[str] = frozenset({"user", "assistant", "system", "developer"})

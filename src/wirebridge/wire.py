@@ -18,8 +18,8 @@ import msgspec
 from msgspec import UNSET, Struct, UnsetType, field
 
 from .events import TokenUsage
+from .jsontypes import JSON
 
-JSON: TypeAlias = dict[str, Any]
 ItemStatus = Literal["in_progress", "completed", "incomplete"]
 ResponseStatus = Literal["queued", "in_progress", "completed", "incomplete", "failed", "cancelled"]
 
@@ -49,7 +49,7 @@ class ReasoningItem(Struct, tag="reasoning", tag_field="type"):
     id: str
     summary: list[SummaryText]
     content: list[ReasoningText]
-    encrypted_content: str | UnsetType = UNSET  # provider state to echo back (opaque.py)
+    encrypted_content: str | UnsetType = UNSET  # provider state to echo back (chat/vendors.py)
     status: ItemStatus | UnsetType = UNSET  # set only when a failure cut the item short
 
 

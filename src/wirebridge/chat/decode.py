@@ -39,9 +39,15 @@ from ..items import (
     ReasoningPart,
 )
 from ..provider import ThinkTags
-from .opaque import DetailsAccumulator, ProviderState, encode_state
 from .think import ThinkSplitter
 from .tools import ToolMap
+from .vendors import (
+    DetailsAccumulator,
+    ProviderState,
+    encode_state,
+    reasoning_details,
+    thought_signature,
+)
 
 _json_decode = msgspec.json.Decoder().decode
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
@@ -72,8 +78,8 @@ def _reasoning_text(delta: dict[str, Any]) -> str:
             text = value.get("text") or value.get("content")
             if isinstance(text, str):
                 return text
-    details = delta.get("reasoning_details")
-    if details and isinstance(details, list):
+    details = reasoning_details(delta)
+    if details:
         return "".join(
             d["text"] for d in details if isinstance(d, dict) and isinstance(d.get("text"), str)
         )
@@ -152,8 +158,8 @@ class ChatStreamDecoder:
         delta = choice.get("delta")
         if delta and type(delta) is dict:
             reasoning = _reasoning_text(delta)
-            details = delta.get("reasoning_details")
-            if details and type(details) is list:
+            details = reasoning_details(delta)
+            if details is not None:
                 if self._details is None:
                     self._details = DetailsAccumulator()
                 self._details.add(details)
@@ -234,12 +240,9 @@ class ChatStreamDecoder:
             arguments = function.get("arguments")
             if arguments and isinstance(arguments, str):
                 call.arguments.append(arguments)
-        extra = entry.get("extra_content")
-        if extra and type(extra) is dict:
-            google = extra.get("google")
-            signature = google.get("thought_signature") if type(google) is dict else None
-            if signature and isinstance(signature, str):
-                call.signature = signature
+        signature = thought_signature(entry)
+        if signature is not None:
+            call.signature = signature
         if self.stream_tool_calls and call.name and len(call.arguments) > call.streamed:
             self._stream_arguments(call, events)
 

@@ -29,12 +29,12 @@ from ..items import (
     ToolCallItem,
     ToolOutput,
 )
+from ..jsontypes import JSON
 from ..prompt import Prompt
 from ..provider import Provider
-from .opaque import decode_state
 from .tools import ToolMap, map_tool_choice, map_tools
+from .vendors import decode_state, replay_reasoning_details, sign_tool_call, thought_signatures
 
-JSONDict = dict[str, Any]
 ABORTED_OUTPUT = "aborted"  # what Codex itself records for a call that never got its output
 
 
@@ -42,11 +42,11 @@ ABORTED_OUTPUT = "aborted"  # what Codex itself records for a call that never go
 class ChatRequest:
     """The payload to POST and the reverse tool map the stream decoder needs."""
 
-    payload: JSONDict
+    payload: JSON
     tool_map: ToolMap
 
 
-def build_chat_payload(prompt: Prompt, model: str, provider: Provider | None = None) -> JSONDict:
+def build_chat_payload(prompt: Prompt, model: str, provider: Provider | None = None) -> JSON:
     """The Chat Completions request body for one turn."""
     return prepare_chat_request(prompt, model, provider).payload
 
@@ -56,11 +56,11 @@ def prepare_chat_request(
 ) -> ChatRequest:
     provider = provider or Provider()
     tool_map = map_tools(prompt.tools)
-    messages: list[JSONDict] = []
+    messages: list[JSON] = []
     if prompt.instructions:
         messages.append({"role": "system", "content": prompt.instructions})  # P1
     messages.extend(build_messages(prompt.input, provider))
-    payload: JSONDict = {"model": model, "messages": messages, "stream": True}  # P8
+    payload: JSON = {"model": model, "messages": messages, "stream": True}  # P8
     if provider.include_usage:
         payload["stream_options"] = {"include_usage": True}
     if tool_map.chat_tools:
@@ -84,7 +84,7 @@ def prepare_chat_request(
     return ChatRequest(payload, tool_map)
 
 
-def map_text_format(fmt: JSONDict | None) -> JSONDict | None:
+def map_text_format(fmt: JSON | None) -> JSON | None:
     """Responses `text.format` -> Chat `response_format`."""
     if not fmt or fmt.get("type") in (None, "text"):
         return None
@@ -121,7 +121,7 @@ class Replay:
     """What one assistant message or call carries back upstream."""
 
     text: str = ""
-    details: list[JSONDict] | None = None  # OpenRouter `reasoning_details`
+    details: list[JSON] | None = None  # OpenRouter `reasoning_details`
 
 
 def reasoning_anchors(items: Sequence[Item], provider: Provider) -> dict[int, Replay]:
@@ -168,17 +168,6 @@ def reasoning_anchors(items: Sequence[Item], provider: Provider) -> dict[int, Re
     return anchors
 
 
-def thought_signatures(items: Sequence[Item]) -> dict[str, str]:
-    """Gemini's per-call signatures from every reasoning item of ours in the history."""
-    out: dict[str, str] = {}
-    for item in items:
-        if isinstance(item, Reasoning):
-            state = decode_state(item.encrypted_content)
-            if state:
-                out.update(state.thought_signatures)
-    return out
-
-
 # ---------------------------------------------------------------------------------------------
 # Messages
 
@@ -189,16 +178,16 @@ def _chat_role(role: str, provider: Provider) -> str:
     return role
 
 
-def _content(parts: Sequence[Any]) -> str | list[JSONDict]:
+def _content(parts: Sequence[Any]) -> str | list[JSON]:
     """P6: text-only content stays a string; with images it becomes a list of parts."""
     if not any(isinstance(p, InputImage) for p in parts):
         return "".join(p.text for p in parts if isinstance(p, InputText | OutputText))
-    out: list[JSONDict] = []
+    out: list[JSON] = []
     for p in parts:
         if isinstance(p, InputText | OutputText):
             out.append({"type": "text", "text": p.text})
         elif isinstance(p, InputImage):
-            image: JSONDict = {"url": p.image_url}
+            image: JSON = {"url": p.image_url}
             if p.detail:
                 image["detail"] = p.detail
             out.append({"type": "image_url", "image_url": image})
@@ -215,7 +204,7 @@ def _output_images(output: ToolOutput) -> list[InputImage]:
     return [] if isinstance(output, str) else [p for p in output if isinstance(p, InputImage)]
 
 
-def _tool_call(item: ToolCallItem) -> JSONDict:
+def _tool_call(item: ToolCallItem) -> JSON:
     if isinstance(item, FunctionCall):
         function = {"name": item.name, "arguments": item.arguments}
         return {"id": item.call_id, "type": "function", "function": function}
@@ -226,7 +215,7 @@ def _tool_call(item: ToolCallItem) -> JSONDict:
             "type": "function",
             "function": {"name": item.name, "arguments": arguments},
         }
-    call: JSONDict = {"id": item.pairing_id, "type": "local_shell_call"}  # the seed's shape
+    call: JSON = {"id": item.pairing_id, "type": "local_shell_call"}  # the seed's shape
     if item.status is not None:
         call["status"] = item.status
     call["action"] = item.action
@@ -243,21 +232,21 @@ class _MessageBuilder:
     def __init__(self, provider: Provider, signatures: dict[str, str] | None = None):
         self.provider = provider
         self.signatures = signatures or {}
-        self.messages: list[JSONDict] = []
-        self.group: JSONDict | None = None  # the assistant message holding the open calls
+        self.messages: list[JSON] = []
+        self.group: JSON | None = None  # the assistant message holding the open calls
         self.pending: list[str] = []  # its calls still waiting for an output
         self.answered = False  # an output of the group was emitted (no more calls join it)
-        self.deferred: list[JSONDict] = []  # user messages that must wait for the group to close
+        self.deferred: list[JSON] = []  # user messages that must wait for the group to close
         self.last_assistant_text: str | None = None
 
-    def reasoning(self, message: JSONDict, replay: Replay | None) -> None:
+    def reasoning(self, message: JSON, replay: Replay | None) -> None:
         if replay is None:
             return
         if replay.text:
             key = self.provider.reasoning_field
             message[key] = message.get(key, "") + replay.text
         if replay.details:
-            message["reasoning_details"] = message.get("reasoning_details", []) + replay.details
+            replay_reasoning_details(message, replay.details)
 
     def message(self, item: Message, reasoning: Replay | None) -> None:
         self.close_group()
@@ -266,7 +255,7 @@ class _MessageBuilder:
             if text == self.last_assistant_text:
                 return  # P3: the seed's duplicate suppression
             self.last_assistant_text = text
-        msg: JSONDict = {
+        msg: JSON = {
             "role": _chat_role(item.role, self.provider),
             "content": _content(item.content),
         }
@@ -283,8 +272,8 @@ class _MessageBuilder:
             self.messages.append(self.group)
         call = _tool_call(item)
         signature = self.signatures.get(_call_id(item))
-        if signature:  # Gemini rejects a replayed call without its thought signature
-            call["extra_content"] = {"google": {"thought_signature": signature}}
+        if signature:
+            sign_tool_call(call, signature)
         self.group["tool_calls"].append(call)
         self.pending.append(_call_id(item))
         self.reasoning(self.group, reasoning)
@@ -300,7 +289,7 @@ class _MessageBuilder:
                 self.deferred.append(self._images_message(call_id, images))
             return
         # An output whose call is not in the assistant message before it: say what it is.
-        orphan: JSONDict = {
+        orphan: JSON = {
             "role": "user",
             "content": f"Output of tool call {call_id}:\n{text}",
         }
@@ -314,10 +303,8 @@ class _MessageBuilder:
             self.messages.append(orphan)
 
     @staticmethod
-    def _images_message(call_id: str, images: list[InputImage]) -> JSONDict:
-        parts: list[JSONDict] = [
-            {"type": "text", "text": f"Images returned by tool call {call_id}:"}
-        ]
+    def _images_message(call_id: str, images: list[InputImage]) -> JSON:
+        parts: list[JSON] = [{"type": "text", "text": f"Images returned by tool call {call_id}:"}]
         parts += [{"type": "image_url", "image_url": {"url": i.image_url}} for i in images]
         return {"role": "user", "content": parts}
 
@@ -335,7 +322,7 @@ class _MessageBuilder:
         self.deferred = []
 
 
-def build_messages(items: Sequence[Item], provider: Provider) -> list[JSONDict]:
+def build_messages(items: Sequence[Item], provider: Provider) -> list[JSON]:
     """The history part of the payload (everything after the instructions)."""
     anchors = reasoning_anchors(items, provider)
     b = _MessageBuilder(provider, thought_signatures(items))

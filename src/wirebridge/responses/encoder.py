@@ -46,8 +46,8 @@ from ..events import (
     ToolCallDelta,
 )
 from ..items import CustomToolCall, FunctionCall, LocalShellCall, Message, Reasoning
+from ..jsontypes import JSON
 from ..wire import (
-    JSON,
     CustomToolCallItem,
     FunctionCallItem,
     IncompleteDetails,

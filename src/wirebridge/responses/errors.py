@@ -13,12 +13,13 @@ carry credentials (our exceptions never hold them).
 from __future__ import annotations
 
 import math
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
+from ..chat.vendors import is_context_overflow
 from ..errors import (
     ConfigError,
     IdleTimeoutError,
@@ -30,6 +31,7 @@ from ..errors import (
     UpstreamUnreachableError,
     WirebridgeError,
 )
+from ..jsontypes import JSON
 from ..store.errors import (
     InvalidParameterError,
     PreviousResponseNotFoundError,
@@ -37,16 +39,8 @@ from ..store.errors import (
     StoreError,
 )
 
-JSON = dict[str, Any]
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
-
-# Words upstreams use for an over-long prompt (OpenAI, vLLM, llama.cpp, Ollama, DeepSeek, ...).
-_CONTEXT = re.compile(
-    r"context[_ ]length|context window|maximum context|context size|exceeds? the (available )?"
-    r"context|prompt is too long|too many tokens|maximum number of tokens|n_ctx",
-    re.IGNORECASE,
-)
 
 
 @dataclass(slots=True)
@@ -105,94 +99,107 @@ def _upstream_detail(body: str) -> tuple[str, str | None]:
     return body, None
 
 
-def _is_context_overflow(message: str, code: str | None) -> bool:
-    return code == "context_length_exceeded" or bool(_CONTEXT.search(message))
+def _rate_limited(message: str, wait: float | None = None) -> ApiError:
+    headers = {"Retry-After": str(max(1, math.ceil(wait)))} if wait is not None else {}
+    if wait is not None:  # Codex reads the wait from this phrase in response.failed
+        message += f"; please try again in {wait:.1f}s"
+    return ApiError(
+        429,
+        message,
+        "rate_limit_error",
+        code="rate_limit_exceeded",
+        headers=headers,
+        failed_code="rate_limit_exceeded",
+    )
+
+
+def _context_overflow(message: str) -> ApiError:
+    return ApiError(
+        400,
+        message,
+        "invalid_request_error",
+        code="context_length_exceeded",
+        failed_code="context_length_exceeded",
+    )
+
+
+def _upstream(status: int, message: str, code: str = "upstream_error") -> ApiError:
+    return ApiError(status, message, "upstream_error", code=code)
+
+
+def _ours(message: str, code: str) -> ApiError:
+    """A failure of the bridge itself (store, configuration): messages never hold a secret."""
+    return ApiError(500, message, "server_error", code=code)
+
+
+def _retries_ran_out(exc: RetryLimitError) -> ApiError:
+    if exc.status == 429:
+        return _rate_limited(f"the upstream is rate limiting ({exc})", exc.retry_after)
+    status = exc.status if exc.status is not None and exc.status >= 500 else 502
+    return _upstream(status, str(exc))
+
+
+def _refused(exc: UnexpectedStatusError) -> ApiError:
+    detail, code = _upstream_detail(exc.body)
+    message = f"upstream answered HTTP {exc.status}: {detail or '<empty body>'}"
+    if is_context_overflow(detail, code):
+        return _context_overflow(message)
+    if exc.status in (401, 403):
+        # The bridge's own key for the upstream is wrong: that is not the client's 401, and a
+        # 401 would make clients (Codex) think their key for the bridge was refused.
+        return _upstream(502, f"{message} (check the provider's API key)", "upstream_auth")
+    if 400 <= exc.status < 500:
+        return ApiError(exc.status, message, "invalid_request_error", code=code)
+    return _upstream(502, message)
+
+
+def _in_stream(exc: ProviderError) -> ApiError:
+    code = str(exc.code) if exc.code is not None else None
+    if is_context_overflow(exc.message, code):
+        return _context_overflow(str(exc))
+    if code in ("rate_limit_exceeded", "429") or "rate limit" in exc.message.lower():
+        return _rate_limited(str(exc))
+    return _upstream(502, str(exc), code or "upstream_error")
+
+
+def _invalid_store_param(exc: PreviousResponseNotFoundError | InvalidParameterError) -> ApiError:
+    return ApiError.invalid(str(exc), param=exc.param, code=exc.code)
+
+
+# Exception class -> its answer. The first row whose class matches wins, so a subclass stands
+# before its base (IdleTimeoutError before StreamError, UpstreamUnreachableError before
+# RetryLimitError, the store's errors before StoreError, everything before WirebridgeError).
+_TABLE: tuple[tuple[type[BaseException], Callable[[Any], ApiError]], ...] = (
+    (ApiError, lambda exc: exc),
+    (InputError, lambda exc: ApiError.invalid(str(exc), param=exc.param or None)),
+    (UpstreamUnreachableError, lambda exc: _upstream(502, str(exc), "upstream_unreachable")),
+    (RetryLimitError, _retries_ran_out),
+    (UnexpectedStatusError, _refused),
+    (IdleTimeoutError, lambda exc: _upstream(504, str(exc), "upstream_timeout")),
+    (StreamError, lambda exc: _upstream(502, str(exc), "upstream_stream_error")),
+    (ProviderError, _in_stream),
+    (PreviousResponseNotFoundError, _invalid_store_param),
+    (ResponseNotFoundError, lambda exc: ApiError(404, str(exc), code=exc.code)),
+    (InvalidParameterError, _invalid_store_param),
+    # Store messages never hold a password (see redact_dsn).
+    (
+        StoreError,
+        lambda exc: ApiError(500, f"response store: {exc}", "server_error", code="store_error"),
+    ),
+    (
+        ConfigError,
+        lambda exc: ApiError(
+            500, f"bridge configuration: {exc}", "server_error", code="config_error"
+        ),
+    ),
+    (WirebridgeError, lambda exc: _upstream(502, str(exc))),
+)
 
 
 def map_exception(exc: BaseException, upstream_url: str = "") -> ApiError:
     """Any failure of a turn -> the error answer (and the `response.failed` code)."""
-    if isinstance(exc, ApiError):
-        return exc
-    if isinstance(exc, InputError):
-        return ApiError.invalid(str(exc), param=exc.param or None)
-    if isinstance(exc, UpstreamUnreachableError):
-        return ApiError(502, str(exc), "upstream_error", code="upstream_unreachable")
-    if isinstance(exc, RetryLimitError):
-        if exc.status == 429:
-            wait = exc.retry_after
-            headers = {"Retry-After": str(max(1, math.ceil(wait)))} if wait is not None else {}
-            message = f"the upstream is rate limiting ({exc})"
-            if wait is not None:  # Codex reads the wait from this phrase in response.failed
-                message += f"; please try again in {wait:.1f}s"
-            return ApiError(
-                429,
-                message,
-                "rate_limit_error",
-                code="rate_limit_exceeded",
-                headers=headers,
-                failed_code="rate_limit_exceeded",
-            )
-        status = exc.status if exc.status is not None and exc.status >= 500 else 502
-        return ApiError(status, str(exc), "upstream_error", code="upstream_error")
-    if isinstance(exc, UnexpectedStatusError):
-        detail, code = _upstream_detail(exc.body)
-        message = f"upstream answered HTTP {exc.status}: {detail or '<empty body>'}"
-        if _is_context_overflow(detail, code):
-            return ApiError(
-                400,
-                message,
-                "invalid_request_error",
-                code="context_length_exceeded",
-                failed_code="context_length_exceeded",
-            )
-        if exc.status in (401, 403):
-            # The bridge's own key for the upstream is wrong: that is not the client's 401, and a
-            # 401 would make clients (Codex) think their key for the bridge was refused.
-            return ApiError(
-                502,
-                f"{message} (check the provider's API key)",
-                "upstream_error",
-                code="upstream_auth",
-            )
-        if 400 <= exc.status < 500:
-            return ApiError(exc.status, message, "invalid_request_error", code=code)
-        return ApiError(502, message, "upstream_error", code="upstream_error")
-    if isinstance(exc, IdleTimeoutError):
-        return ApiError(504, str(exc), "upstream_error", code="upstream_timeout")
-    if isinstance(exc, StreamError):
-        return ApiError(502, str(exc), "upstream_error", code="upstream_stream_error")
-    if isinstance(exc, ProviderError):
-        code = str(exc.code) if exc.code is not None else None
-        if _is_context_overflow(exc.message, code):
-            return ApiError(
-                400,
-                str(exc),
-                "invalid_request_error",
-                code="context_length_exceeded",
-                failed_code="context_length_exceeded",
-            )
-        if code in ("rate_limit_exceeded", "429") or "rate limit" in exc.message.lower():
-            return ApiError(
-                429,
-                str(exc),
-                "rate_limit_error",
-                code="rate_limit_exceeded",
-                failed_code="rate_limit_exceeded",
-            )
-        return ApiError(502, str(exc), "upstream_error", code=code or "upstream_error")
-    if isinstance(exc, PreviousResponseNotFoundError):
-        return ApiError.invalid(str(exc), param=exc.param, code=exc.code)
-    if isinstance(exc, ResponseNotFoundError):
-        return ApiError(404, str(exc), "invalid_request_error", code=exc.code)
-    if isinstance(exc, InvalidParameterError):
-        return ApiError.invalid(str(exc), param=exc.param, code=exc.code)
-    if isinstance(exc, StoreError):  # its message never holds a password
-        return ApiError(500, f"response store: {exc}", "server_error", code="store_error")
-    if isinstance(exc, ConfigError):
-        return ApiError(500, f"bridge configuration: {exc}", "server_error", code="config_error")
-    if isinstance(exc, WirebridgeError):
-        return ApiError(502, str(exc), "upstream_error", code="upstream_error")
+    for kind, answer in _TABLE:
+        if isinstance(exc, kind):
+            return answer(exc)
     where = f" while talking to {upstream_url}" if upstream_url else ""
-    return ApiError(
-        500, f"internal error{where}: {type(exc).__name__}: {exc}", "server_error", code="internal"
-    )
+    return _ours(f"internal error{where}: {type(exc).__name__}: {exc}", "internal")

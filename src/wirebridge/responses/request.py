@@ -20,8 +20,9 @@ import msgspec
 
 from ..errors import InputError
 from ..items import Item, parse_items
+from ..jsontypes import JSON
 from ..prompt import Prompt
-from ..wire import JSON, Response
+from ..wire import Response
 from .errors import ApiError
 
 

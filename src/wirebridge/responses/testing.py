@@ -13,12 +13,11 @@ from typing import Any
 
 import msgspec
 
+from ..jsontypes import JSON
 from ..provider import Config, Provider
 from .app import create_app
 from .runner import RunningBridge, running
 from .settings import BridgeSettings
-
-JSON = dict[str, Any]
 
 
 def passthrough_config(base_url: str, name: str = "upstream", **options: Any) -> Config:
