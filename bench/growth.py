@@ -1,4 +1,4 @@
-"""Growth: wirebridge's time and memory against stream size, and issue 3's long-arguments figure.
+"""Growth: wirebridge's time and memory against stream size, and the long-arguments figure.
 
 Time must grow linearly with the number of chunks (a least-squares line through the points, its
 slope in microseconds per chunk and its R²), and the cost per chunk must not rise with size.
@@ -7,7 +7,7 @@ stay bounded per chunk: the tracemalloc peak of one stream, divided by its chunk
 bytes, must not rise with size. Memory is measured in runs of its own, since tracing slows
 allocation ~2x and would spoil the timings.
 
-Issue 3: a 10 MB tool-call argument in 100,000 fragments must cost ~10x a 1 MB one in 10,000
+Long arguments: a 10 MB tool-call argument in 100,000 fragments must cost ~10x a 1 MB one in 10,000
 (arguments gathered in a list and joined once, not concatenated: that would be quadratic).
 """
 
@@ -123,7 +123,7 @@ def _fits(points: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def run_long_arguments(base_url: str, repeats: int) -> dict[str, Any]:
-    """Issue 3: 1 MB / 10k fragments against 10 MB / 100k fragments."""
+    """Long arguments: 1 MB / 10k fragments against 10 MB / 100k fragments."""
     small, large = "args-1000000-10000", "args-10000000-100000"
     async with Clients(base_url) as clients:
         await _peak(clients, "mix-1000")  # warm up: connect, imports

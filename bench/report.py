@@ -131,7 +131,7 @@ def growth_section(g: dict[str, Any], la: dict[str, Any] | None) -> list[str]:
         s, big = la["small"], la["large"]
         lines += [
             "",
-            "Issue 3, one tool call's arguments: "
+            "Long arguments, one tool call's: "
             f"1 MB in 10,000 fragments {s['wall_s'] * 1e3:.0f} ms "
             f"(peak {s['peak_bytes'] / 1e6:.1f} MB), "
             f"10 MB in 100,000 fragments {big['wall_s'] * 1e3:.0f} ms "

@@ -6,7 +6,7 @@ ratio compares figures measured in the same run on the same bytes. `--quick` kee
 two minutes (one repetition, fewer sizes, fewer concurrent streams).
 
 Sections: decode (throughput against the peers), growth (time and memory against size, and
-issue 3's long tool-call arguments), bridge (TTFB added by `wirebridge serve`, relayed events/s),
+long tool-call arguments), bridge (TTFB added by `wirebridge serve`, relayed events/s),
 concurrency (100/500/1,000 streams through one server process). The last two need the server
 (`wirebridge serve`); without it they are reported as skipped, not failed.
 """

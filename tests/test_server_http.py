@@ -396,7 +396,7 @@ async def test_client_disconnect_mid_stream_cancels_the_upstream_request(
                 if b"response.output_text.delta" in chunk:
                     break
             assert upstream.open_connections == 1  # the upstream is stalled, not finished
-        with anyio.fail_after(1.0):  # the bound: cancelled within a second
+        with anyio.fail_after(1.0):  # cancelled within a second
             await upstream.closed.wait()
     assert upstream.open_connections == 0
 

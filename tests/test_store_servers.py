@@ -1,6 +1,6 @@
 """The response store seen through real `wirebridge serve` processes and the `openai` SDK.
 
-Issue 6's end-to-end promises: several bridges on one PostgreSQL database act as one (a response
+The store's end-to-end promises: several bridges on one PostgreSQL database act as one (a response
 made through one is continued and read through another, and the upstream gets the whole
 history); two continuations of one response at once both survive; and `kill -9` of a bridge in
 the middle of a stream leaves its SQLite file whole, every finished response readable by a fresh

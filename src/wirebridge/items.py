@@ -154,16 +154,9 @@ class LocalShellCall:
 
 
 @dataclass(frozen=True, slots=True)
-class WebSearchCall:
-    """Kept for history fidelity; has no Chat Completions equivalent and is never sent."""
-
-    raw: JSON = field(default_factory=dict)
-    type: Literal["web_search_call"] = "web_search_call"
-
-
-@dataclass(frozen=True, slots=True)
 class OtherItem:
-    """An item type we do not know; kept and dumped back unchanged, never sent upstream."""
+    """An item with no Chat Completions form (`web_search_call`, or a type we do not know): kept
+    and dumped back unchanged, never sent upstream."""
 
     raw: JSON = field(default_factory=dict)
     type: str = "other"
@@ -177,7 +170,6 @@ Item: TypeAlias = (
     | CustomToolCall
     | CustomToolCallOutput
     | LocalShellCall
-    | WebSearchCall
     | OtherItem
 )
 ToolCallItem: TypeAlias = FunctionCall | CustomToolCall | LocalShellCall
@@ -190,7 +182,6 @@ ITEM_CLASSES = (
     CustomToolCall,
     CustomToolCallOutput,
     LocalShellCall,
-    WebSearchCall,
     OtherItem,
 )
 
@@ -377,8 +368,6 @@ def parse_item(raw: Any, index: int | None = None) -> Item:
     if parser is not None:
         item: Item = parser(_Fields(raw, index))
         return item
-    if kind == "web_search_call":
-        return WebSearchCall(dict(raw))
     return OtherItem(dict(raw), kind)
 
 
@@ -422,7 +411,7 @@ def _with_ids(out: JSON, item_id: str | None, status: str | None) -> JSON:
 
 def dump_item(item: Item) -> JSON:
     """An item -> its Responses JSON form."""
-    if isinstance(item, WebSearchCall | OtherItem):
+    if isinstance(item, OtherItem):
         return dict(item.raw)
     if isinstance(item, Message):
         out: JSON = {
