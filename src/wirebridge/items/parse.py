@@ -1,193 +1,31 @@
-"""The Responses item model: what a conversation history is made of.
-
-Items arrive as Responses JSON (dicts, as Codex and the OpenAI SDKs send them) and are parsed
-once, at the edge, into the small frozen classes below; everything past the edge works on these.
-`parse_item` names the item's index and the field when a known item is malformed; an unknown
-`type` becomes an `OtherItem` that is kept (and dumped back) but never sent upstream.
-`dump_item` is the exact inverse for the fields we use.
-"""
+"""The edge: Responses JSON (dicts) in, items out, errors that name the index and the field."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from typing import Any
 
-from .errors import InputError
-from .jsontypes import JSON
-
-Role = Literal["user", "assistant", "system", "developer"]
-ROLES: frozenset[str] = frozenset({"user", "assistant", "system", "developer"})
-
-
-# ---------------------------------------------------------------------------------------------
-# Content parts
-
-
-@dataclass(frozen=True, slots=True)
-class InputText:
-    text: str
-    type: Literal["input_text"] = "input_text"
-
-
-@dataclass(frozen=True, slots=True)
-class OutputText:
-    text: str
-    type: Literal["output_text"] = "output_text"
-
-
-@dataclass(frozen=True, slots=True)
-class InputImage:
-    image_url: str
-    detail: str | None = None
-    type: Literal["input_image"] = "input_image"
-
-
-@dataclass(frozen=True, slots=True)
-class OtherPart:
-    """A content part we do not map (e.g. `input_file`); kept for dump, not sent upstream."""
-
-    raw: JSON
-    type: str = "other"
-
-
-ContentPart: TypeAlias = InputText | OutputText | InputImage | OtherPart
-
-
-@dataclass(frozen=True, slots=True)
-class ReasoningPart:
-    text: str
-    type: Literal["reasoning_text", "text"] = "reasoning_text"
-
-
-# ---------------------------------------------------------------------------------------------
-# Items
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    role: Role
-    content: tuple[ContentPart, ...]
-    id: str | None = None
-    status: str | None = None
-    type: Literal["message"] = "message"
-
-    @property
-    def text(self) -> str:
-        """The message's text parts joined (rule P1)."""
-        return "".join(p.text for p in self.content if isinstance(p, InputText | OutputText))
-
-    @property
-    def images(self) -> tuple[InputImage, ...]:
-        return tuple(p for p in self.content if isinstance(p, InputImage))
-
-
-@dataclass(frozen=True, slots=True)
-class Reasoning:
-    summary: tuple[str, ...] = ()
-    content: tuple[ReasoningPart, ...] | None = None
-    encrypted_content: str | None = None
-    id: str | None = None
-    status: str | None = None
-    type: Literal["reasoning"] = "reasoning"
-
-    @property
-    def text(self) -> str:
-        """The reasoning text that is replayed upstream (rule P2): the content, not the summary."""
-        return "".join(p.text for p in self.content or ())
-
-
-@dataclass(frozen=True, slots=True)
-class FunctionCall:
-    name: str
-    arguments: str
-    call_id: str
-    namespace: str | None = None
-    id: str | None = None
-    status: str | None = None
-    type: Literal["function_call"] = "function_call"
-
-
-ToolOutput: TypeAlias = str | tuple[ContentPart, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class FunctionCallOutput:
-    call_id: str
-    output: ToolOutput
-    id: str | None = None
-    status: str | None = None
-    type: Literal["function_call_output"] = "function_call_output"
-
-
-@dataclass(frozen=True, slots=True)
-class CustomToolCall:
-    call_id: str
-    name: str
-    input: str
-    id: str | None = None
-    status: str | None = None
-    type: Literal["custom_tool_call"] = "custom_tool_call"
-
-
-@dataclass(frozen=True, slots=True)
-class CustomToolCallOutput:
-    call_id: str
-    output: ToolOutput
-    id: str | None = None
-    status: str | None = None
-    type: Literal["custom_tool_call_output"] = "custom_tool_call_output"
-
-
-@dataclass(frozen=True, slots=True)
-class LocalShellCall:
-    action: JSON
-    status: str | None = None
-    call_id: str | None = None
-    id: str | None = None
-    type: Literal["local_shell_call"] = "local_shell_call"
-
-    @property
-    def pairing_id(self) -> str:
-        """The id its output answers: `call_id` when present, else the item `id` (the seed's)."""
-        return self.call_id or self.id or ""
-
-
-@dataclass(frozen=True, slots=True)
-class OtherItem:
-    """An item with no Chat Completions form (`web_search_call`, or a type we do not know): kept
-    and dumped back unchanged, never sent upstream."""
-
-    raw: JSON = field(default_factory=dict)
-    type: str = "other"
-
-
-Item: TypeAlias = (
-    Message
-    | Reasoning
-    | FunctionCall
-    | FunctionCallOutput
-    | CustomToolCall
-    | CustomToolCallOutput
-    | LocalShellCall
-    | OtherItem
-)
-ToolCallItem: TypeAlias = FunctionCall | CustomToolCall | LocalShellCall
-ToolOutputItem: TypeAlias = FunctionCallOutput | CustomToolCallOutput
-ITEM_CLASSES = (
-    Message,
-    Reasoning,
-    FunctionCall,
-    FunctionCallOutput,
+from ..errors import InputError
+from .model import (
+    ITEM_CLASSES,
+    ROLES,
+    ContentPart,
     CustomToolCall,
     CustomToolCallOutput,
+    FunctionCall,
+    FunctionCallOutput,
+    InputImage,
+    InputText,
+    Item,
     LocalShellCall,
+    Message,
     OtherItem,
+    OtherPart,
+    OutputText,
+    Reasoning,
+    ReasoningPart,
+    ToolOutput,
 )
-
-
-# ---------------------------------------------------------------------------------------------
-# Parsing (the edge: dicts in, items out, errors that name index and field)
 
 
 class _Fields:
@@ -380,66 +218,3 @@ def parse_items(raw: Any) -> list[Item]:
             f"must be a string or a list of items, got {type(raw).__name__}", field="input"
         )
     return [parse_item(x, i) for i, x in enumerate(raw)]
-
-
-# ---------------------------------------------------------------------------------------------
-# Dumping (items -> Responses JSON)
-
-
-def _dump_part(part: ContentPart) -> JSON:
-    if isinstance(part, OtherPart):
-        return dict(part.raw)
-    if isinstance(part, InputImage):
-        out: JSON = {"type": "input_image", "image_url": part.image_url}
-        if part.detail is not None:
-            out["detail"] = part.detail
-        return out
-    return {"type": part.type, "text": part.text}
-
-
-def _dump_output(output: ToolOutput) -> str | list[JSON]:
-    return output if isinstance(output, str) else [_dump_part(p) for p in output]
-
-
-def _with_ids(out: JSON, item_id: str | None, status: str | None) -> JSON:
-    if item_id is not None:
-        out["id"] = item_id
-    if status is not None:
-        out["status"] = status
-    return out
-
-
-def dump_item(item: Item) -> JSON:
-    """An item -> its Responses JSON form."""
-    if isinstance(item, OtherItem):
-        return dict(item.raw)
-    if isinstance(item, Message):
-        out: JSON = {
-            "type": "message",
-            "role": item.role,
-            "content": [_dump_part(p) for p in item.content],
-        }
-    elif isinstance(item, Reasoning):
-        out = {
-            "type": "reasoning",
-            "summary": [{"type": "summary_text", "text": t} for t in item.summary],
-        }
-        if item.content is not None:
-            out["content"] = [{"type": p.type, "text": p.text} for p in item.content]
-        if item.encrypted_content is not None:
-            out["encrypted_content"] = item.encrypted_content
-    elif isinstance(item, FunctionCall):
-        out = {"type": "function_call", "name": item.name}
-        if item.namespace is not None:
-            out["namespace"] = item.namespace
-        out["arguments"] = item.arguments
-        out["call_id"] = item.call_id
-    elif isinstance(item, FunctionCallOutput | CustomToolCallOutput):
-        out = {"type": item.type, "call_id": item.call_id, "output": _dump_output(item.output)}
-    elif isinstance(item, CustomToolCall):
-        out = {"type": "custom_tool_call", "call_id": item.call_id, "name": item.name}
-        out["input"] = item.input
-    else:  # LocalShellCall
-        out = {"type": "local_shell_call", "call_id": item.call_id, "action": dict(item.action)}
-        return _with_ids(out, item.id, item.status)
-    return _with_ids(out, item.id, item.status)
