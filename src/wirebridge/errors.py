@@ -101,11 +101,35 @@ class StreamError(WirebridgeError):
         super().__init__(message)
 
 
-class IdleTimeoutError(StreamError):
-    """No byte arrived from the upstream within the idle timeout."""
+class UpstreamTimeoutError(StreamError):
+    """The upstream took too long: a deadline of the turn passed (answered 504).
+
+    Never retried: the time is already spent, and a retry would spend it again (another prompt
+    prefill, another full wait), which is how a silent upstream used to cost minutes per turn.
+    """
 
     def __init__(self, message: str):
-        super().__init__(message, retryable=True)
+        super().__init__(message, retryable=False)
+
+
+class IdleTimeoutError(UpstreamTimeoutError):
+    """No byte arrived from the upstream within the idle timeout (`stream_idle_timeout_ms`);
+    also no status line within it."""
+
+
+class NoContentTimeoutError(UpstreamTimeoutError):
+    """Bytes came, but no `data:` event within `stream_no_content_timeout_ms` (comments alone)."""
+
+
+class TurnTimeoutError(UpstreamTimeoutError):
+    """The turn's overall deadline (`turn_timeout_ms`) passed, retries and waits included."""
+
+
+class StreamLimitError(StreamError):
+    """An SSE line or event (or a whole JSON answer) over `stream_max_event_bytes`.
+
+    Not retried: the same request would send the same oversized answer again.
+    """
 
 
 class ProviderError(WirebridgeError):

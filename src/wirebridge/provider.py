@@ -21,6 +21,10 @@ from .home import wirebridge_home
 DEFAULT_REQUEST_MAX_RETRIES = 4
 DEFAULT_STREAM_MAX_RETRIES = 5
 DEFAULT_STREAM_IDLE_TIMEOUT_MS = 300_000
+# Deadlines and limits of one turn (docs/server.md, "Operations"); 0 turns each off.
+DEFAULT_STREAM_NO_CONTENT_TIMEOUT_MS = 600_000  # comments alone (keep-alives) for this long
+DEFAULT_TURN_TIMEOUT_MS = 1_800_000  # the whole turn: retries, waits, prefill and generation
+DEFAULT_STREAM_MAX_EVENT_BYTES = 8 * 1024 * 1024  # one SSE line or event, or a whole JSON answer
 MAX_RETRIES_CAP = 100  # as Codex caps both retry counts
 
 DeveloperRole = Literal["system", "developer"]
@@ -32,6 +36,14 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "reasoning_field": ("reasoning", "reasoning_content", "none"),
     "think_tags": ("off", "on", "preopened"),
 }
+_NON_NEGATIVE = (
+    "request_max_retries",
+    "stream_max_retries",
+    "stream_idle_timeout_ms",
+    "stream_no_content_timeout_ms",
+    "turn_timeout_ms",
+    "stream_max_event_bytes",
+)
 # Keys of Codex's provider tables that have no meaning for a Chat Completions bridge.
 _CODEX_KEYS_IGNORED = frozenset(
     {"wire_api", "requires_openai_auth", "supports_websockets", "websocket_connect_timeout_ms"}
@@ -53,6 +65,9 @@ class Provider:
     request_max_retries: int = DEFAULT_REQUEST_MAX_RETRIES
     stream_max_retries: int = DEFAULT_STREAM_MAX_RETRIES
     stream_idle_timeout_ms: int = DEFAULT_STREAM_IDLE_TIMEOUT_MS
+    stream_no_content_timeout_ms: int = DEFAULT_STREAM_NO_CONTENT_TIMEOUT_MS
+    turn_timeout_ms: int = DEFAULT_TURN_TIMEOUT_MS
+    stream_max_event_bytes: int = DEFAULT_STREAM_MAX_EVENT_BYTES
     developer_role: DeveloperRole = "system"
     reasoning_field: ReasoningField = "reasoning"
     include_usage: bool = True
@@ -65,7 +80,7 @@ class Provider:
             raise ConfigError(
                 f"provider {self.name!r}: base_url must be an http(s) URL, got {self.base_url!r}"
             )
-        for key in ("request_max_retries", "stream_max_retries", "stream_idle_timeout_ms"):
+        for key in _NON_NEGATIVE:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(

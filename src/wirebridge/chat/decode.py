@@ -103,7 +103,12 @@ def usage_from_chunk(usage: dict[str, Any]) -> TokenUsage:
 
 
 class ChatStreamDecoder:
-    """State machine: `feed(data)` per SSE event, then `end_of_stream()` at EOF."""
+    """State machine: `feed(data)` per SSE event, then `end_of_stream()` at EOF.
+
+    `strict`: a stream of nothing but unparseable data events and `[DONE]` raises `StreamError`
+    (the server's rule: garbage must not look like success) instead of completing empty (D1 and
+    the conformance vectors, which follow Codex).
+    """
 
     def __init__(
         self,
@@ -111,8 +116,10 @@ class ChatStreamDecoder:
         think_tags: ThinkTags = "off",
         *,
         stream_tool_calls: bool = False,
+        strict: bool = False,
     ):
         self.tool_map = tool_map or ToolMap()
+        self.strict = strict
         self.stream_tool_calls = stream_tool_calls  # emit ToolCallDelta as arguments arrive
         self.response_id = ""
         self.usage: TokenUsage | None = None
@@ -125,6 +132,7 @@ class ChatStreamDecoder:
         self._next_free_index = 0
         self._think = ThinkSplitter(think_tags) if think_tags != "off" else None
         self._details: DetailsAccumulator | None = None
+        self._skipped = 0  # unparseable data events (D1 skips them; only them is a failure)
 
     # -- input -------------------------------------------------------------------------------
 
@@ -136,6 +144,7 @@ class ChatStreamDecoder:
         try:
             chunk = _json_decode(data)
         except msgspec.DecodeError:
+            self._skipped += 1
             return []  # D1: an unparseable chunk is skipped
         if type(chunk) is not dict:
             return []
@@ -283,12 +292,22 @@ class ChatStreamDecoder:
             events.append(Incomplete(incomplete))  # type: ignore[arg-type]
 
     def _complete(self) -> list[Event]:
+        if self.strict and self._skipped and not self.finished and not self._read_anything():
+            # Garbage then [DONE] must not look like an empty success.
+            raise StreamError(
+                f"the upstream sent {self._skipped} data event(s), none of them JSON, "
+                "then [DONE]: no answer"
+            )
         events: list[Event] = []
         if not self.finished:
             self._finish("", events)  # D5: [DONE] with no finish_reason flushes the items
         self.completed = True
         events.append(Completed(self.response_id, self.usage))
         return events
+
+    def _read_anything(self) -> bool:
+        """Whether any chunk said something (an id, usage, text, reasoning or a call)."""
+        return bool(self.response_id or self.usage or self._text or self._reasoning or self._calls)
 
     def output_items(self) -> list[Item]:
         """Reasoning, message, then the calls in index order (D4)."""

@@ -9,11 +9,16 @@ discarded, as the spec says.
 
 Cost is linear in the input: a partial line waits as a list of pieces that is joined once, when
 its end arrives, and complete lines are decoded from UTF-8 in one call per feed.
+
+Memory is bounded: with `max_event_bytes`, a line (or an event's data lines together) longer
+than that raises `StreamLimitError` as soon as the excess arrives, so an upstream that never
+sends a newline cannot make the bridge buffer without end. The checks cost one comparison per
+feed on the common path; the slow checks run only for a feed larger than the limit itself.
 """
 
 from __future__ import annotations
 
-from ..errors import StreamError
+from ..errors import StreamError, StreamLimitError
 
 BOM = b"\xef\xbb\xbf"
 
@@ -21,10 +26,22 @@ BOM = b"\xef\xbb\xbf"
 class SSEParser:
     """Feed it bytes as they arrive; it returns the `data` of each complete event."""
 
-    __slots__ = ("_data", "_head", "_pending", "_skip_lf", "_started")
+    __slots__ = (
+        "_data",
+        "_event_size",
+        "_head",
+        "_limit",
+        "_pending",
+        "_pending_size",
+        "_skip_lf",
+        "_started",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, max_event_bytes: int = 0) -> None:
+        self._limit = max_event_bytes  # 0: no limit
         self._pending: list[bytes] = []  # pieces of the current, unterminated line
+        self._pending_size = 0  # their length together
+        self._event_size = 0  # an event's data lines so far, once it has more than one
         self._skip_lf = False  # the last feed ended in CR: a leading LF now ends nothing
         self._started = False  # the BOM check is done
         self._head = b""  # first bytes, held until a BOM can be ruled in or out
@@ -46,17 +63,26 @@ class SSEParser:
             self._skip_lf = chunk.endswith(b"\r")
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         end = chunk.rfind(b"\n")
+        limit = self._limit
         if end < 0:
             if chunk:
                 self._pending.append(chunk)
+                self._pending_size += len(chunk)
+                if limit and self._pending_size > limit:
+                    self._too_long(self._pending_size)
             return []
+        if limit and len(chunk) > limit:
+            self._check_lines(chunk)
         if self._pending:
+            if limit and self._pending_size + chunk.find(b"\n") > limit:
+                self._too_long(self._pending_size + chunk.find(b"\n"))
             self._pending.append(chunk[:end])
             complete = b"".join(self._pending)
             self._pending = []
         else:
             complete = chunk[:end]
-        if end + 1 < len(chunk):
+        self._pending_size = len(chunk) - end - 1
+        if self._pending_size:
             self._pending.append(chunk[end + 1 :])
         try:
             text = complete.decode("utf-8")
@@ -79,7 +105,7 @@ class SSEParser:
                 if data is None:
                     data = [value]
                 else:
-                    data.append(value)
+                    self._add_line(data, value)
             elif line == "data":
                 if data is None:
                     data = [""]
@@ -89,10 +115,34 @@ class SSEParser:
         self._data = data
         return out
 
+    def _add_line(self, data: list[str], value: str) -> None:
+        """A further data line of one event (rare): the event's size counts against the limit."""
+        if len(data) == 1:
+            self._event_size = len(data[0])
+        data.append(value)
+        self._event_size += len(value) + 1
+        if self._limit and self._event_size > self._limit:
+            self._too_long(self._event_size, "event")
+
+    def _check_lines(self, chunk: bytes) -> None:
+        """A feed larger than the limit: measure its lines (the first one continues `_pending`)."""
+        lines = chunk.split(b"\n")
+        lengths = [self._pending_size + len(lines[0])] + [len(line) for line in lines[1:]]
+        longest = max(lengths)
+        if longest > self._limit:
+            self._too_long(longest)
+
+    def _too_long(self, size: int, what: str = "line") -> None:
+        self._pending, self._pending_size = [], 0
+        raise StreamLimitError(
+            f"the upstream sent an SSE {what} of more than {self._limit} bytes ({size} so far) "
+            "(stream_max_event_bytes); not retried"
+        )
+
     def close(self) -> None:
         """End of stream: anything not yet dispatched is discarded (WHATWG); check the tail."""
         tail = b"".join(self._pending) + self._head
-        self._pending, self._head, self._data = [], b"", None
+        self._pending, self._pending_size, self._head, self._data = [], 0, b"", None
         try:
             tail.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -45,6 +45,7 @@ class ProviderPool:
                 http_client=http,
                 finish_grace_s=finish_grace_s,
                 stream_tool_calls=True,  # relay function_call_arguments.delta as they come
+                strict=True,  # garbage then [DONE] is a failure, not an empty answer
             )
             self._clients.append((client, http))
         self._turn = itertools.cycle(range(count))

@@ -19,7 +19,14 @@ MAX_RETRY_AFTER_S = 120.0  # a server asking for more is answered by giving up (
 MAX_BACKOFF_S = 120.0  # our own backoff never waits longer than we let a server ask for
 BASE_DELAY_S = 0.2
 
-GiveUp = Literal["not_retryable", "server_said_no", "retry_after_too_long", "retries_exhausted"]
+GiveUp = Literal[
+    "not_retryable",
+    "server_said_no",
+    "retry_after_too_long",
+    "retries_exhausted",
+    "past_commit",  # the wait would straddle the server's commit (budget.py)
+    "past_deadline",  # the wait would end past the turn's deadline (budget.py)
+]
 
 
 @dataclass(frozen=True, slots=True)

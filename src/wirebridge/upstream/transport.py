@@ -25,6 +25,7 @@ import msgspec
 from .._version import __version__
 from ..errors import (
     ConfigError,
+    IdleTimeoutError,
     RetryLimitError,
     UnexpectedStatusError,
     UpstreamUnreachableError,
@@ -32,6 +33,7 @@ from ..errors import (
 )
 from ..provider import Provider
 from ..redact import redact_headers, redact_url, scrub
+from .budget import NO_BUDGET, Budget
 from .retry import MAX_RETRY_AFTER_S, Decision, decide, retry_after
 
 log = logging.getLogger("wirebridge.upstream")
@@ -176,12 +178,15 @@ async def open_stream(
     sleep: Sleep = anyio.sleep,
     clock: Callable[[], float] = time.time,
     rand: Callable[[], float] = random.random,
+    budget: Budget = NO_BUDGET,
 ) -> httpx.Response:
-    """POST the payload; retry per `retry.decide`; return an open, streaming 2xx response.
+    """POST the payload; retry per `retry.decide` within `budget`; return an open 2xx response.
 
     The caller must close the response. Raises `ConfigError` (missing key, bad URL),
-    `UnexpectedStatusError` (a status not retried), `RetryLimitError` (retries ran out, or the
-    server asked to wait too long), `UpstreamUnreachableError` (no connection within retries).
+    `UnexpectedStatusError` (a status not retried), `RetryLimitError` (retries ran out, the
+    server asked to wait too long, or the wait does not fit the budget: see budget.py),
+    `UpstreamUnreachableError` (no connection within retries), `IdleTimeoutError` (connected,
+    but no status line within the idle timeout: not retried, so idle time is never multiplied).
     """
     out = build_request(http, provider, payload)
     max_retries = provider.request_max_retries
@@ -191,6 +196,11 @@ async def open_stream(
         answer: httpx.Response | Refusal | Exception
         try:
             answer = await send_once(http, out)
+        except httpx.ReadTimeout as exc:
+            raise IdleTimeoutError(
+                f"the upstream at {out.shown_url} sent no status line within "
+                f"{provider.stream_idle_timeout_ms} ms (stream_idle_timeout_ms); not retried"
+            ) from exc
         except (httpx.TransportError, OSError) as exc:
             answer = exc
         if isinstance(answer, httpx.Response):
@@ -200,6 +210,10 @@ async def open_stream(
         decision = decide(
             status, headers, attempt=attempt, max_retries=max_retries, now=clock(), jitter=rand()
         )
+        if decision.retry:
+            refused = budget.refuses_wait(anyio.current_time(), decision.delay)
+            if refused is not None:
+                decision = Decision(False, decision.delay, reason=refused)
         if not decision.retry:
             raise _give_up(out, answer, decision, attempt, clock()) from (
                 answer if isinstance(answer, BaseException) else None
@@ -220,8 +234,6 @@ def _what(answer: Refusal | BaseException, provider: Provider) -> str:
     if isinstance(answer, Refusal):
         rid = answer.request_id
         return f"answered HTTP {answer.status}" + (f" (request id {rid})" if rid else "")
-    if isinstance(answer, httpx.ReadTimeout):
-        return f"no response within {provider.stream_idle_timeout_ms} ms (stream_idle_timeout_ms)"
     detail = str(answer)
     name = type(answer).__name__
     return f"{name}: {detail}" if detail else name
@@ -233,6 +245,8 @@ def _give_up(
     """The error that ends the retries, naming its cause."""
     if not isinstance(answer, Refusal):
         cause = f"{_what(answer, out.provider)} ({_attempts(attempt)})"
+        if decision.reason in ("past_commit", "past_deadline"):
+            cause += f"; {_no_time(decision)}"
         return UpstreamUnreachableError(out.shown_url, cause)
     status, text, rid = answer.status, answer.text, answer.request_id
     if decision.reason in ("not_retryable", "server_said_no"):
@@ -245,6 +259,11 @@ def _give_up(
             f"longer than the {MAX_RETRY_AFTER_S:.0f} s wirebridge waits; giving up: "
             f"{shown_body}"
         )
+    elif decision.reason in ("past_commit", "past_deadline"):
+        message = (
+            f"upstream answered {where} after {_attempts(attempt)}; {_no_time(decision)}: "
+            f"{shown_body}"
+        )
     else:
         max_retries = out.provider.request_max_retries
         message = (
@@ -254,6 +273,13 @@ def _give_up(
     # The server's own wait, whenever it named one: the bridge passes it on (Retry-After).
     asked = retry_after(answer.headers, now)
     return RetryLimitError(status, message, body=text, request_id=rid, retry_after=asked)
+
+
+def _no_time(decision: Decision) -> str:
+    """Why a retry was not made although retries were left (budget.py)."""
+    if decision.reason == "past_deadline":
+        return f"not retried: the next wait ({decision.delay:.1f} s) would pass turn_timeout_ms"
+    return f"not retried: the next wait ({decision.delay:.1f} s) would pass the answer's commit"
 
 
 def _bad_url(provider: Provider, shown_url: str, exc: Exception) -> ConfigError:
