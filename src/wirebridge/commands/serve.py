@@ -26,12 +26,23 @@ from ..provider import Config, Provider, load_config
 from ..responses.app import create_app
 from ..responses.gate import parse_api_keys
 from ..responses.logs import configure_logging
-from ..responses.runner import DEFAULT_GRACE_S, DEFAULT_HOST, DEFAULT_PORT, is_loopback, run
+from ..responses.runner import (
+    DEFAULT_GRACE_S,
+    DEFAULT_HOST,
+    DEFAULT_KEEP_ALIVE_S,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_PORT,
+    ServerLimits,
+    is_loopback,
+    run,
+)
 from ..responses.settings import (
+    DEFAULT_BODY_TIMEOUT_S,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_CONCURRENT_STREAMS,
     BridgeSettings,
 )
+from ..responses.tenants import load_tenant_groups, tenant_warnings
 from ..store import DEFAULT_TTL_SECONDS, parse_store_url
 
 log = logging.getLogger("wirebridge.server")
@@ -120,6 +131,27 @@ def build_config(
     help="Responses beyond this many at once are refused with 503.",
 )
 @click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_BODY_TIMEOUT_S,
+    show_default=True,
+    help="Seconds a request body may take to arrive; slower ones are refused with 408.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_CONNECTIONS,
+    show_default=True,
+    help="Open connections at most; beyond it the server answers 503 at once.",
+)
+@click.option(
+    "--keep-alive-timeout",
+    type=click.IntRange(min=1),
+    default=DEFAULT_KEEP_ALIVE_S,
+    show_default=True,
+    help="Seconds an idle kept-alive connection stays open.",
+)
+@click.option(
     "--shutdown-grace",
     type=click.FloatRange(min=0),
     default=DEFAULT_GRACE_S,
@@ -147,6 +179,9 @@ def command(
     insecure_no_auth: bool,
     max_body_bytes: int,
     max_concurrent_streams: int,
+    body_timeout: float,
+    max_connections: int,
+    keep_alive_timeout: int,
     shutdown_grace: float,
     reasoning_summary: str,
 ) -> None:
@@ -170,17 +205,22 @@ def command(
         default = config.provider(config.default_provider)
         if not no_store:
             parse_store_url(store)  # a bad URL fails here, before the server starts
+        tenant_groups = load_tenant_groups(config.path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    for warning in tenant_warnings(keys, tenant_groups):
+        log.warning("%s", warning)
     settings = BridgeSettings(
         config,
         api_keys=keys,
         max_body_bytes=max_body_bytes,
         max_concurrent_streams=max_concurrent_streams,
+        body_timeout_s=body_timeout,
         reasoning_summary=reasoning_summary,  # type: ignore[arg-type]
         store_at_startup=not no_store,
         store_url=store,
         store_ttl_s=store_ttl * 86400 if store_ttl > 0 else None,
+        tenant_groups=tenant_groups,
     )
     log.info(
         "wirebridge %s: default provider %s (%s)%s%s",
@@ -191,7 +231,8 @@ def command(
         ", no response store" if no_store else "",
     )
     try:
-        run(create_app(settings), host, port, grace_s=shutdown_grace)
+        limits = ServerLimits(max_connections, keep_alive_timeout)
+        run(create_app(settings), host, port, grace_s=shutdown_grace, limits=limits)
     except OSError as exc:
         click.echo(f"wirebridge serve: cannot listen on {host}:{port}: {exc}", err=True)
         sys.exit(1)

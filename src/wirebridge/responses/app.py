@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import anyio
@@ -28,6 +29,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..chat.request import prepare_chat_request
 from ..events import Event
+from ..ops.observe import Observer
+from ..ops.routes import ops_routes
 from ..provider import Config
 from ..wire import Response as ResponseObject
 from ..wire import encode
@@ -35,11 +38,13 @@ from .encoder import IdFactory, ResponsesEncoder, random_id
 from .errors import ApiError, map_exception
 from .gate import Gate, send_error
 from .history import record_response, resolve_history
+from .intake import StreamSlot, off_loop, read_within
 from .relay import Relay
 from .request import ResponsesRequest, parse_request, unknown_fields
 from .runtime import Runtime
 from .settings import BridgeSettings
 from .stored import stored_routes
+from .tenants import scope_tenant
 
 log = logging.getLogger("wirebridge.server")
 
@@ -105,44 +110,53 @@ class ResponsesEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state: dict[str, Any] = scope.setdefault("state", {})
         runtime = self.runtime()
-        limit = self.settings.max_concurrent_streams
-        if runtime.active >= limit:
-            await send_error(
-                send,
-                ApiError(
-                    503,
-                    f"the bridge is serving its maximum of {limit} concurrent responses; "
-                    "retry shortly",
-                    "server_error",
-                    code="overloaded",
-                    headers={"Retry-After": "1"},
-                ),
-            )
-            return
-        runtime.active += 1
+        # Counted once the request is parsed (in _respond): a slow body holds no stream slot.
+        slot = StreamSlot(runtime, self.settings.max_concurrent_streams)
         try:
-            await self._respond(runtime, scope, receive, send, state)
+            await self._respond(runtime, scope, receive, send, state, slot)
         finally:
-            runtime.active -= 1
+            slot.release()
 
     async def _respond(
-        self, runtime: Runtime, scope: Scope, receive: Receive, send: Send, state: dict[str, Any]
+        self,
+        runtime: Runtime,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        state: dict[str, Any],
+        slot: StreamSlot,
     ) -> None:
+        offload = self.settings.offload_bytes
         try:
-            raw = await read_body(scope, receive, self.settings.max_body_bytes)
-            request = parse_request(raw, default_model=self.config.default_model)
+            raw = await read_within(
+                self.settings.body_timeout_s,
+                read_body(scope, receive, self.settings.max_body_bytes),
+            )
+            parse = partial(parse_request, default_model=self.config.default_model)
+            request = await off_loop(len(raw), offload, parse, raw)
             state["model"], state["stream"] = request.model, request.stream
             if log.isEnabledFor(logging.DEBUG):
                 ignored = unknown_fields(raw)
                 if ignored:
                     log.debug("ignoring unknown request fields: %s", ", ".join(ignored))
-            items = await resolve_history(request, runtime.store)
+            items = await resolve_history(request, runtime.store, scope_tenant(scope))
             provider, upstream_model = self.config.route(request.model)
             state["upstream"] = f"{provider.name}:{upstream_model}"
-            chat = prepare_chat_request(request.prompt(items), upstream_model, provider)
+            chat = await off_loop(
+                len(raw),
+                offload,
+                prepare_chat_request,
+                request.prompt(items),
+                upstream_model,
+                provider,
+            )
             runtime.log_dropped_tools(chat)
         except Exception as exc:
             await send_error(send, map_exception(exc))
+            return
+        refused = slot.take()
+        if refused is not None:
+            await send_error(send, refused)
             return
         response_id = self.new_id("resp")
         state["response_id"] = response_id
@@ -155,7 +169,14 @@ class ResponsesEndpoint:
 
         async def record(response: ResponseObject) -> None:
             state["outcome"] = response.status
-            await record_response(runtime.store, request, response)
+            state["response"] = response  # usage and finish, for metrics and traces
+            await record_response(
+                runtime.store,
+                request,
+                response,
+                tenant=scope_tenant(scope),
+                timeout_s=self.settings.store_write_timeout_s,
+            )
 
         relay = Relay(
             encoder,
@@ -164,7 +185,9 @@ class ResponsesEndpoint:
             timing=self.settings.relay_timing,
         )
         sink = _SseSink(send, state)
-        events: AsyncIterator[Event] = runtime.client(provider).stream(chat)
+        # A streamed answer's commit bounds the upstream's retries (upstream/budget.py).
+        commit_at = relay.commit_at if request.stream else None
+        events: AsyncIterator[Event] = runtime.client(provider).stream(chat, commit_at=commit_at)
         try:
             async with anyio.create_task_group() as tg:
 
@@ -293,12 +316,14 @@ def create_app(
         Route("/v1/responses", responses, methods=["POST"]),
         Route("/responses", responses, methods=["POST"]),  # base_url without /v1
         *stored_routes(lambda: runtime().store),
+        *ops_routes(),  # /metrics, /console/api/...
         *extra_routes,
     ]
     app = Starlette(
         routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error}
     )
-    return Gate(app, settings.api_keys)
+    gate = Gate(app, settings.api_keys, settings.tenant_groups)
+    return Observer(gate, lambda: runtime().ops, settings.ops.metrics_open)  # metrics, console
 
 
 def model_list(config: Config) -> list[dict[str, Any]]:

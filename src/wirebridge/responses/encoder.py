@@ -18,9 +18,14 @@ The core decoder streams text and reasoning as deltas and reports each item whol
 (`output_item_done`). Function calls stream too when the decoder is asked for `ToolCallDelta`s:
 the call is `added` at its first piece, each piece is an arguments delta, and the finished item
 brings `.done`; a call that arrives whole (emulated custom tools, or a decoder not streaming
-calls) is emitted as added -> one delta -> done when it completes. The reasoning item stays
-open until the decoder reports it (even while the answer streams), because only the final item
-may carry provider state to echo back (`encrypted_content`).
+calls) is emitted as added -> one delta -> done when it completes.
+
+Items go out one after another, as the API sends them: reasoning is closed when the answer or a
+call starts, and reasoning that resumes after text closes the message and opens a new item (each
+segment's `.done` carries that segment's text). Provider state (`encrypted_content`) is known
+only when the decoder reports the whole reasoning at the end: it goes on the reasoning item if
+that is still open, else on one extra reasoning item (the reasoning not yet shown, if any, and
+the state) added after the others, just before the terminal event.
 
 Shapes: the Response object and its items are `wire.py`'s Structs, built here and nowhere else.
 Speed: deltas are written from per-item byte templates (one `msgspec` string encode per delta); the
@@ -45,9 +50,18 @@ from ..events import (
     ReasoningContentDelta,
     ToolCallDelta,
 )
-from ..items import CustomToolCall, FunctionCall, LocalShellCall, Message, Reasoning
+from ..items import (
+    CustomToolCall,
+    FunctionCall,
+    LocalShellCall,
+    Message,
+    OtherItem,
+    Reasoning,
+    ReasoningPart,
+)
 from ..jsontypes import JSON
 from ..wire import (
+    CompactionItem,
     CustomToolCallItem,
     FunctionCallItem,
     IncompleteDetails,
@@ -142,6 +156,12 @@ class ResponsesEncoder:
         self._reasoning: _OpenItem | None = None
         self._incomplete: str | None = None
         self._calls: dict[str, _OpenItem] = {}  # streamed function calls by call_id
+        # Items go out one after another: text closed earlier segments of reasoning or of the
+        # message (what they showed is kept here), and provider state known only at the end
+        # travels on one last reasoning item (`_late`).
+        self._reasoning_before: list[str] = []
+        self._text_before: list[str] = []
+        self._late: Reasoning | None = None
         self._handlers: dict[type, Callable[[Any], None]] = {
             OutputTextDelta: self._on_text,
             ReasoningContentDelta: self._on_reasoning,
@@ -169,20 +189,59 @@ class ResponsesEncoder:
         self._handlers[type(event)](event)
 
     def fail(self, code: str, message: str, *, param: str | None = None) -> None:
-        """End the stream with `response.failed`; open items are reported as incomplete."""
+        """End the stream with `response.failed`; open items are closed as incomplete, keeping
+        what was streamed (the client saw it; the stored copy and a continuation need it)."""
         if self.finished:
             return
         if not self.started:
             self.start()
-        for item in (self._reasoning, self._message, *self._calls.values()):
-            if item is not None:
-                self.output[item.index].status = "incomplete"
-        self._reasoning = self._message = None
-        self._calls.clear()
+        self._close_cut_short()
         self.response.status = "failed"
         self.response.error = ResponseError(code, message, param)
         self._lifecycle("response.failed")
         self.finished = True
+
+    def _close_cut_short(self) -> None:
+        """Every open item's closing events (`.done`, `content_part.done`, `output_item.done`),
+        with the text streamed so far and status `incomplete`."""
+        reasoning, message, calls = self._reasoning, self._message, list(self._calls.items())
+        self._reasoning = self._message = None
+        self._calls.clear()
+        if reasoning is not None:
+            text = "".join(reasoning.chunks)
+            ids: JSON = {"item_id": reasoning.id, "output_index": reasoning.index}
+            self._emit("response.reasoning_text.done", {**ids, "content_index": 0, "text": text})
+            self._part("response.content_part.done", reasoning, ReasoningText(text))
+            summary: list[SummaryText] = []
+            if reasoning.summary is not None:
+                summary = [SummaryText("".join(reasoning.summary))]
+                fields: JSON = {**ids, "summary_index": 0}
+                self._emit(
+                    "response.reasoning_summary_text.done", {**fields, "text": summary[0].text}
+                )
+                self._emit("response.reasoning_summary_part.done", {**fields, "part": summary[0]})
+            previous = self.output[reasoning.index]
+            encrypted = previous.encrypted_content if isinstance(previous, ReasoningItem) else UNSET
+            done = ReasoningItem(reasoning.id, summary, [ReasoningText(text)], encrypted)
+            done.status = "incomplete"
+            self._done(reasoning, done)
+        if message is not None:
+            text = "".join(message.chunks)
+            ids = {"item_id": message.id, "output_index": message.index, "content_index": 0}
+            self._emit("response.output_text.done", {**ids, "text": text, "logprobs": []})
+            self._part("response.content_part.done", message, OutputText(text))
+            self._done(message, MessageItem(message.id, "incomplete", [OutputText(text)]))
+        for call_id, opened in calls:
+            arguments = "".join(opened.chunks)
+            previous = self.output[opened.index]
+            name = previous.name if isinstance(previous, FunctionCallItem) else ""
+            namespace = previous.namespace if isinstance(previous, FunctionCallItem) else UNSET
+            ids = {"item_id": opened.id, "output_index": opened.index}
+            self._emit("response.function_call_arguments.done", {**ids, "arguments": arguments})
+            done_call = FunctionCallItem(
+                opened.id, "incomplete", call_id, name, arguments, namespace
+            )
+            self._done(opened, done_call)
 
     @property
     def buffered_frames(self) -> int:
@@ -196,6 +255,15 @@ class ResponsesEncoder:
         data = b"".join(self._out)
         self._out.clear()
         return data
+
+    def unstore(self) -> None:
+        """The store did not keep this response: the final Response says `store: false`, in
+        the terminal event too while that is still the last frame buffered (not yet taken)."""
+        self.response.store = False
+        if self.finished and self._out:
+            self._out.pop()
+            self.sequence_number -= 1
+            self._lifecycle(f"response.{self.response.status}")
 
     # -- deltas (the hot path) ---------------------------------------------------------------
 
@@ -250,6 +318,15 @@ class ResponsesEncoder:
     def _add(
         self, prefix: str, make: Callable[[str], OutputItem], content_index: int | None = 0
     ) -> _OpenItem:
+        # One item at a time: reasoning ends where the answer or a call starts, and the
+        # answer's text ends where reasoning resumes (a later segment is a new item).
+        if prefix == "rs":
+            if self._message is not None:
+                self._text_before.append("".join(self._message.chunks))
+                self._close_message(Message("assistant", ()))
+        elif self._reasoning is not None:
+            self._reasoning_before.append("".join(self._reasoning.chunks))
+            self._close_reasoning(Reasoning())
         opened = _OpenItem(self.new_id(prefix), len(self.output), content_index)
         item = make(opened.id)
         self.output.append(item)
@@ -291,9 +368,9 @@ class ResponsesEncoder:
     def _on_item_done(self, event: OutputItemDone) -> None:
         item = event.item
         if isinstance(item, Message):
-            self._close_message(item)
+            self._final_message(item)
         elif isinstance(item, Reasoning):
-            self._close_reasoning(item)
+            self._final_reasoning(item)
         elif isinstance(item, FunctionCall):
             self._function_call(item)
         elif isinstance(item, CustomToolCall):
@@ -307,8 +384,47 @@ class ResponsesEncoder:
             )
             done = LocalShellCallItem(opened.id, "completed", call.call_id, dict(call.action))
             self._done(opened, done)
+        elif isinstance(item, OtherItem) and item.type == "compaction":  # compaction.py's
+            token = str(item.raw.get("encrypted_content", ""))
+            opened = self._add("cmp", lambda id_: CompactionItem(id_, token), None)
+            self._done(opened, CompactionItem(opened.id, token))
         else:  # the decoder produces no other item type; a caller's own is not ours to invent
             log.debug("output item of type %r has no Responses form here; not sent", item.type)
+
+    def _final_message(self, message: Message) -> None:
+        """The decoder's whole message: stream what the open segment has not shown, close it."""
+        shown = "".join(self._text_before)
+        if self._message is None and not shown:
+            self._close_message(message)  # nothing streamed: the whole item at once
+            return
+        if self._message is not None:
+            shown += "".join(self._message.chunks)
+        rest = message.text[len(shown) :] if message.text.startswith(shown) else ""
+        if rest:
+            self._on_text(OutputTextDelta(rest))
+        if self._message is not None:
+            self._close_message(Message("assistant", ()))
+
+    def _final_reasoning(self, reasoning: Reasoning) -> None:
+        """The decoder's whole reasoning (all segments' text, and the provider state)."""
+        shown = "".join(self._reasoning_before)
+        if self._reasoning is None and not shown and self._message is None and not self._calls:
+            self._close_reasoning(reasoning)  # nothing streamed and nothing open: all at once
+            return
+        if self._reasoning is not None:
+            shown += "".join(self._reasoning.chunks)
+        text = reasoning.text
+        rest = text[len(shown) :] if text.startswith(shown) else ""
+        state = reasoning.encrypted_content
+        if self._reasoning is not None:  # the last segment is still open: it takes the state
+            if rest:
+                self._on_reasoning(ReasoningContentDelta(rest))
+            self._close_reasoning(Reasoning(encrypted_content=state))
+        elif rest or state is not None:
+            # Closed already, and another item is open: what is left goes on a reasoning item
+            # of its own once everything else is done (before the terminal event).
+            content = (ReasoningPart(rest),) if rest else None
+            self._late = Reasoning(content=content, encrypted_content=state)
 
     def _close_message(self, message: Message) -> None:
         item = self._message
@@ -417,6 +533,9 @@ class ResponsesEncoder:
             self._close_reasoning(Reasoning())
         if self._message is not None:
             self._close_message(Message("assistant", ()))
+        if self._late is not None:
+            late, self._late = self._late, None
+            self._close_reasoning(late)
         if event.token_usage is not None:
             self.response.usage = Usage.of(event.token_usage)
         if self._incomplete is not None:

@@ -22,12 +22,12 @@ import msgspec
 from ..chat.vendors import is_context_overflow
 from ..errors import (
     ConfigError,
-    IdleTimeoutError,
     InputError,
     ProviderError,
     RetryLimitError,
     StreamError,
     UnexpectedStatusError,
+    UpstreamTimeoutError,
     UpstreamUnreachableError,
     WirebridgeError,
 )
@@ -38,6 +38,7 @@ from ..store.errors import (
     ResponseNotFoundError,
     StoreError,
 )
+from .clip import MESSAGE_MAX_CHARS, clip
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -56,6 +57,7 @@ class ApiError(Exception):
     failed_code: str = "server_error"  # `response.failed` code when streaming already began
 
     def __post_init__(self) -> None:
+        self.message = clip(self.message, MESSAGE_MAX_CHARS)  # a 60 KB id is not echoed whole
         Exception.__init__(self, self.message)
 
     @classmethod
@@ -99,8 +101,15 @@ def _upstream_detail(body: str) -> tuple[str, str | None]:
     return body, None
 
 
+# On every answer to an upstream failure: the bridge already spent its own retries, and a
+# client retrying on top would multiply them (5 bridge attempts x 3 SDK attempts); the OpenAI
+# SDKs honour this header. Retry-After still tells a client that retries on its own when.
+NO_CLIENT_RETRY = {"x-should-retry": "false"}
+
+
 def _rate_limited(message: str, wait: float | None = None) -> ApiError:
     headers = {"Retry-After": str(max(1, math.ceil(wait)))} if wait is not None else {}
+    headers.update(NO_CLIENT_RETRY)
     if wait is not None:  # Codex reads the wait from this phrase in response.failed
         message += f"; please try again in {wait:.1f}s"
     return ApiError(
@@ -124,7 +133,15 @@ def _context_overflow(message: str) -> ApiError:
 
 
 def _upstream(status: int, message: str, code: str = "upstream_error") -> ApiError:
-    return ApiError(status, message, "upstream_error", code=code)
+    """After the commit, `response.failed` carries the same code as the status answer would."""
+    return ApiError(
+        status,
+        message,
+        "upstream_error",
+        code=code,
+        headers=dict(NO_CLIENT_RETRY),
+        failed_code=code,
+    )
 
 
 def _ours(message: str, code: str) -> ApiError:
@@ -167,7 +184,7 @@ def _invalid_store_param(exc: PreviousResponseNotFoundError | InvalidParameterEr
 
 
 # Exception class -> its answer. The first row whose class matches wins, so a subclass stands
-# before its base (IdleTimeoutError before StreamError, UpstreamUnreachableError before
+# before its base (UpstreamTimeoutError before StreamError, UpstreamUnreachableError before
 # RetryLimitError, the store's errors before StoreError, everything before WirebridgeError).
 _TABLE: tuple[tuple[type[BaseException], Callable[[Any], ApiError]], ...] = (
     (ApiError, lambda exc: exc),
@@ -175,7 +192,7 @@ _TABLE: tuple[tuple[type[BaseException], Callable[[Any], ApiError]], ...] = (
     (UpstreamUnreachableError, lambda exc: _upstream(502, str(exc), "upstream_unreachable")),
     (RetryLimitError, _retries_ran_out),
     (UnexpectedStatusError, _refused),
-    (IdleTimeoutError, lambda exc: _upstream(504, str(exc), "upstream_timeout")),
+    (UpstreamTimeoutError, lambda exc: _upstream(504, str(exc), "upstream_timeout")),
     (StreamError, lambda exc: _upstream(502, str(exc), "upstream_stream_error")),
     (ProviderError, _in_stream),
     (PreviousResponseNotFoundError, _invalid_store_param),

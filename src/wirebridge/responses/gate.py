@@ -19,6 +19,9 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ApiError
+from .logs import escape
+from .tenants import STATE_KEY as TENANT_STATE_KEY
+from .tenants import TenantGroups, tenant_ids
 
 access_log = logging.getLogger("wirebridge.access")
 OPEN_PATHS = frozenset({"/healthz"})  # liveness probes carry no key
@@ -44,11 +47,21 @@ async def send_error(
 
 
 class Gate:
-    def __init__(self, app: ASGIApp, api_keys: frozenset[str] = frozenset()):
+    def __init__(
+        self,
+        app: ASGIApp,
+        api_keys: frozenset[str] = frozenset(),
+        tenant_groups: TenantGroups | None = None,
+    ):
         self.app = app
         self.keys = [k.encode() for k in sorted(api_keys)]
+        # Parallel to `keys`: the tenant id each key's responses are stored under.
+        tenants = tenant_ids(api_keys, tenant_groups or {})
+        self.tenants = [tenants[k] for k in sorted(api_keys)]
 
     def _authorized(self, scope: Scope) -> bool:
+        """Whether the request carries a valid key; if so, its tenant id goes into the scope's
+        state (`tenants.scope_tenant`) for the handlers."""
         if not self.keys:
             return True
         for name, value in scope["headers"]:
@@ -59,11 +72,21 @@ class Gate:
                 token = token.strip()
                 # Compare with every key (no early exit) so timing says nothing about which.
                 hits = [hmac.compare_digest(token, key) for key in self.keys]
-                return any(hits)
+                if not any(hits):
+                    return False
+                tenant = self.tenants[hits.index(True)]
+                scope.setdefault("state", {})[TENANT_STATE_KEY] = tenant
+                return True
         return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] == "websocket":
+            if scope["path"] in OPEN_PATHS or self._authorized(scope):
+                await self.app(scope, receive, send)
+            else:
+                await refuse_websocket(scope, send, _unauthorized())
+            return
+        if scope["type"] != "http":  # lifespan
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
@@ -86,18 +109,36 @@ class Gate:
 
         try:
             if scope["path"] not in OPEN_PATHS and not self._authorized(scope):
-                error = ApiError(
-                    401,
-                    "Incorrect or missing API key: send one of the keys in WIREBRIDGE_API_KEYS "
-                    "as 'Authorization: Bearer <key>'.",
-                    "invalid_request_error",
-                    code="invalid_api_key",
-                )
-                await send_error(logged_send, error)
+                await send_error(logged_send, _unauthorized())
                 return
             await self.app(scope, receive, logged_send)
         finally:
             _log_access(scope, state, seen, time.perf_counter() - start)
+
+
+def _unauthorized() -> ApiError:
+    return ApiError(
+        401,
+        "Incorrect or missing API key: send one of the keys in WIREBRIDGE_API_KEYS "
+        "as 'Authorization: Bearer <key>'.",
+        "invalid_request_error",
+        code="invalid_api_key",
+    )
+
+
+async def refuse_websocket(scope: Scope, send: Send, error: ApiError) -> None:
+    """Refuse a WebSocket handshake: the HTTP error itself where the server lets the app send
+    one (the `websocket.http.response` extension), else a close before accepting (1008, which
+    servers turn into HTTP 403)."""
+    if "websocket.http.response" in scope.get("extensions", {}):
+        body = error.encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        await send(
+            {"type": "websocket.http.response.start", "status": error.status, "headers": headers}
+        )
+        await send({"type": "websocket.http.response.body", "body": body})
+        return
+    await send({"type": "websocket.close", "code": 1008, "reason": error.code or ""})
 
 
 def _log_access(scope: Scope, state: dict[str, Any], seen: dict[str, Any], elapsed: float) -> None:
@@ -117,6 +158,8 @@ def _log_access(scope: Scope, state: dict[str, Any], seen: dict[str, Any], elaps
     for key in ("model", "upstream", "stream", "response_id", "outcome", "disconnected"):
         if key in state:
             fields[key] = state[key]
+    # Path and model are the client's: escaped so no field can forge a line (text or JSON).
+    fields = {k: escape(v) if isinstance(v, str) else v for k, v in fields.items()}
     extra = " ".join(
         f"{k}={v}"
         for k, v in fields.items()

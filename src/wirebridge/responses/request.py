@@ -24,6 +24,7 @@ from ..jsontypes import JSON
 from ..prompt import Prompt
 from ..wire import Response
 from .errors import ApiError
+from .validate import check_body, check_input, too_deep
 
 
 class TextOptions(msgspec.Struct):
@@ -181,6 +182,8 @@ def parse_request(raw: bytes, *, default_model: str | None = None) -> ResponsesR
         raise ApiError.invalid(
             f"the request body is not valid JSON: {exc}", code="invalid_json"
         ) from None
+    except RecursionError:
+        raise too_deep(raw) from None
 
     model = body.model if body.model is not None else default_model
     if not model:
@@ -204,10 +207,12 @@ def parse_request(raw: bytes, *, default_model: str | None = None) -> ResponsesR
                 "Invalid value for 'text.format.type': a string is required",
                 param="text.format.type",
             )
+    check_body(body, model)
     try:
         items = parse_items(body.input) if body.input is not None else []
     except InputError as exc:
         raise ApiError.invalid(str(exc), param=exc.param or "input") from None
+    items = check_input(body, items)
     return ResponsesRequest(body, model, bool(body.stream), items)
 
 

@@ -23,6 +23,9 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
 DEFAULT_GRACE_S = 30.0
 BACKLOG = 2048
+DEFAULT_MAX_CONNECTIONS = 2048
+DEFAULT_KEEP_ALIVE_S = 30
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 
 log = logging.getLogger("wirebridge.server")
 
@@ -57,7 +60,22 @@ def url_of(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _config(app: ASGIApp, grace_s: float | None) -> uvicorn.Config:
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """Per-connection limits the HTTP server enforces before the app sees a request.
+
+    `max_connections` open connections at most (beyond it uvicorn answers 503 at once);
+    `keep_alive_s` closes an idle kept-alive connection; `max_header_bytes` bounds a request's
+    head (applies with the h11 parser; httptools has its own fixed bounds)."""
+
+    max_connections: int | None = DEFAULT_MAX_CONNECTIONS
+    keep_alive_s: int = DEFAULT_KEEP_ALIVE_S
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+
+
+def _config(
+    app: ASGIApp, grace_s: float | None, limits: ServerLimits = ServerLimits()
+) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         log_config=None,  # our handlers (text or json) receive uvicorn's records too
@@ -66,15 +84,24 @@ def _config(app: ASGIApp, grace_s: float | None) -> uvicorn.Config:
         server_header=False,
         # uvicorn types this as int but only ever awaits it as a float timeout.
         timeout_graceful_shutdown=grace_s,  # type: ignore[arg-type]
-        timeout_keep_alive=30,
+        timeout_keep_alive=limits.keep_alive_s,
+        limit_concurrency=limits.max_connections,
+        h11_max_incomplete_event_size=limits.max_header_bytes,
     )
 
 
-def run(app: ASGIApp, host: str, port: int, *, grace_s: float | None = DEFAULT_GRACE_S) -> None:
+def run(
+    app: ASGIApp,
+    host: str,
+    port: int,
+    *,
+    grace_s: float | None = DEFAULT_GRACE_S,
+    limits: ServerLimits = ServerLimits(),
+) -> None:
     """Serve until SIGTERM/SIGINT (the command line)."""
     sock = bind_socket(host, port)
     log.info("listening on %s/v1", url_of(host, sock.getsockname()[1]))
-    uvicorn.Server(_config(app, grace_s)).run(sockets=[sock])
+    uvicorn.Server(_config(app, grace_s, limits)).run(sockets=[sock])
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +127,11 @@ async def running(
     port: int = 0,
     *,
     grace_s: float | None = 5.0,
+    limits: ServerLimits = ServerLimits(),
 ) -> AsyncIterator[RunningBridge]:
     """Serve in a background task of the running loop; stop (gracefully) on exit."""
     sock = bind_socket(host, port)
-    server = uvicorn.Server(_config(app, grace_s))
+    server = uvicorn.Server(_config(app, grace_s, limits))
     # `_serve` is `serve` without taking over the process's signal handlers (a test runner
     # or an embedding program owns those).
     task = asyncio.ensure_future(server._serve(sockets=[sock]))

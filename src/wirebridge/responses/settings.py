@@ -6,16 +6,21 @@ never written back here, so one settings object can start any number of apps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 from ..provider import Config
 from ..store import DEFAULT_TTL_SECONDS, Store
+from ..ops.settings import OpsSettings
 from .relay import DEFAULT_COMMIT_AFTER_S, DEFAULT_HEARTBEAT_S, RelayTiming
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_CONCURRENT_STREAMS = 256
 DEFAULT_EXPIRY_INTERVAL_S = 600.0
+DEFAULT_BODY_TIMEOUT_S = 60.0
+DEFAULT_OFFLOAD_BYTES = 1024 * 1024
+DEFAULT_STORE_WRITE_TIMEOUT_S = 5.0
 
 ReasoningSummaryMode = Literal["auto", "always", "never"]
 
@@ -42,6 +47,17 @@ class BridgeSettings:
     # failures become `response.failed`), and sends a keep-alive comment when silent this long.
     commit_after_s: float = DEFAULT_COMMIT_AFTER_S
     heartbeat_s: float = DEFAULT_HEARTBEAT_S
+    # A request body must arrive within this long (408); bodies this large or larger are
+    # parsed and mapped off the event loop (None: never).
+    body_timeout_s: float | None = DEFAULT_BODY_TIMEOUT_S
+    offload_bytes: int | None = DEFAULT_OFFLOAD_BYTES
+    # Named groups of API keys that own responses together (`[tenants.NAME]`, tenants.py);
+    # a key in no group is a tenant of its own.
+    tenant_groups: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # A response not stored within this long is answered with `store: false` (docs/store.md).
+    store_write_timeout_s: float = DEFAULT_STORE_WRITE_TIMEOUT_S
+    # Metrics, traces and the console (wirebridge.ops).
+    ops: OpsSettings = OpsSettings()
 
     @property
     def relay_timing(self) -> RelayTiming:
