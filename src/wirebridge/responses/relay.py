@@ -7,6 +7,12 @@ waiting for headers); until then an upstream failure is refused with the OpenAI 
 (429 keeps Retry-After, an unreachable upstream is a 502 naming its URL). After that a failure
 is a `response.failed` event, and silences are filled with keep-alives every `heartbeat_s`.
 
+The upstream's retries are bounded by this commit (`commit_at`, handed to `Client.stream`): a
+retry wait that would straddle it is not made, so a failure known before the first upstream
+byte keeps its own status (429 with Retry-After, 502, 504) instead of becoming HTTP 200 and
+`response.failed` (upstream/budget.py). After the commit, `response.failed` carries the same
+code, and a 429's wait in its message.
+
 It knows no transport: it writes to a `Sink` (an HTTP response today; a WebSocket or a
 background run's event log use the same relay), and hands the finished Response object to a
 `record` callback before the client sees its end (the client may continue from it at once).
@@ -80,6 +86,9 @@ class Relay:
         self.record = record
         self.upstream_url = upstream_url
         self.timing = timing
+        # A streamed answer commits by this time (anyio clock) at the latest: made with the
+        # relay, just before `stream`, so the upstream's retry budget can read it.
+        self.commit_at = anyio.current_time() + timing.commit_after_s
         self._producing = True
         self._committed = False  # the answer started: failures are now `response.failed`
         self._early_error: BaseException | None = None  # a failure before the commit
@@ -106,7 +115,7 @@ class Relay:
     async def stream(self, events: AsyncIterator[Event], sink: Sink) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._produce, events)
-            with anyio.move_on_after(self.timing.commit_after_s):
+            with anyio.CancelScope(deadline=self.commit_at):
                 await self._ready.wait()
             if self._early_error is not None:
                 await sink.refuse(self._refusal(self._early_error))
