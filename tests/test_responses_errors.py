@@ -38,12 +38,12 @@ def test_rate_limit_keeps_retry_after_and_says_when() -> None:
         "rate_limit_exceeded",
         "rate_limit_exceeded",
     )
-    assert error.headers == {"Retry-After": "8"}
+    assert error.headers == {"Retry-After": "8", "x-should-retry": "false"}
     assert "try again in 7.2s" in error.message  # the phrase Codex reads its wait from
 
 
 def test_rate_limit_without_a_wait_sends_no_retry_after() -> None:
-    assert map_exception(RetryLimitError(429)).headers == {}
+    assert map_exception(RetryLimitError(429)).headers == {"x-should-retry": "false"}
 
 
 def test_unreachable_upstream_is_502_naming_its_url() -> None:
@@ -52,7 +52,7 @@ def test_unreachable_upstream_is_502_naming_its_url() -> None:
     )
     assert error.status == 502
     assert "http://127.0.0.1:9/v1/chat/completions" in error.message
-    assert error.code == "upstream_unreachable" and error.failed_code == "server_error"
+    assert error.code == "upstream_unreachable" and error.failed_code == "upstream_unreachable"
 
 
 def test_upstream_5xx_after_retries_keeps_its_status() -> None:
@@ -100,7 +100,7 @@ def test_provider_error_codes_map() -> None:
     limited = map_exception(ProviderError("Rate limit reached", "rate_limit_exceeded"))
     assert (limited.status, limited.failed_code) == (429, "rate_limit_exceeded")
     other = map_exception(ProviderError("boom", "overloaded"))
-    assert (other.status, other.code, other.failed_code) == (502, "overloaded", "server_error")
+    assert (other.status, other.code, other.failed_code) == (502, "overloaded", "overloaded")
 
 
 def test_input_error_is_400_with_its_param() -> None:

@@ -362,7 +362,7 @@ async def test_failure_after_streaming_began_is_response_failed(
         events = await stream_events(http, bridge.base_url)
     final = check_stream_invariants(events)
     assert events[-1]["type"] == "response.failed"
-    assert final["error"]["code"] == "server_error"
+    assert final["error"]["code"] == "upstream_stream_error"  # the same code a 502 would carry
     assert "partial " in [e.get("delta") for e in events]
 
 

@@ -69,9 +69,37 @@ def _event_adapter() -> Any:
 
 
 def validate_events(events: Iterable[JSON]) -> list[Any]:
-    """Each event validated as the SDK's `ResponseStreamEvent` (raises pydantic's error)."""
+    """Each event validated as the SDK's `ResponseStreamEvent` (raises pydantic's error).
+
+    A failed response's `error.code` may be one of the bridge's own (`upstream_timeout`, ...)
+    or an upstream's: the SDK types it as a list of OpenAI's codes, but parses streamed events
+    without checking it (as Codex reads it: a string). Such a code must be a non-empty string
+    and is checked as `server_error`; everything else is validated as it is.
+    """
     adapter = _event_adapter()
-    return [adapter.validate_python(e) for e in events]
+    return [adapter.validate_python(_sdk_code(e)) for e in events]
+
+
+@functools.cache
+def _sdk_error_codes() -> frozenset[str]:
+    from typing import get_args
+
+    from openai.types.responses.response_error import ResponseError
+
+    return frozenset(get_args(ResponseError.model_fields["code"].annotation))
+
+
+def _sdk_code(event: JSON) -> JSON:
+    """`event` with a failed response's non-OpenAI error code read as `server_error`."""
+    response = event.get("response") if isinstance(event, dict) else None
+    if not isinstance(response, dict):
+        return event
+    error = response.get("error")
+    if not isinstance(error, dict) or error.get("code") in _sdk_error_codes():
+        return event
+    code = error.get("code")
+    assert isinstance(code, str) and code, f"error.code must be a non-empty string: {code!r}"
+    return {**event, "response": {**response, "error": {**error, "code": "server_error"}}}
 
 
 def validate_response(response: JSON) -> Any:

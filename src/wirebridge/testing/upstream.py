@@ -49,6 +49,8 @@ class Reply:
     disconnect_after: int | None = None  # after this many body bytes, drop the connection
     seed: int = 0
     head_delay_s: float = 0.0  # wait this long before the status line (a server slow to answer)
+    repeat: bytes | None = None  # after the body, write this every `drip_s` until the client leaves
+    raw: bytes | None = None  # write these bytes instead of an HTTP answer, then close
 
 
 @dataclass
@@ -150,6 +152,11 @@ class ScriptedUpstream:
     async def _answer(
         self, reply: Reply, writer: asyncio.StreamWriter, reader: asyncio.StreamReader
     ) -> None:
+        if reply.raw is not None:  # not HTTP at all (or nothing): the client sees a broken answer
+            writer.write(reply.raw)
+            await writer.drain()
+            writer.transport.abort()
+            return
         if reply.head_delay_s:
             try:  # dawdle, but notice a client that gives up meanwhile
                 early = await asyncio.wait_for(reader.read(1), reply.head_delay_s)
@@ -160,7 +167,13 @@ class ScriptedUpstream:
         status_line = f"HTTP/1.1 {reply.status} {STATUS_TEXT.get(reply.status, 'Status')}\r\n"
         head = [status_line, f"Content-Type: {reply.content_type}\r\n", "Connection: close\r\n"]
         head += [f"{k}: {v}\r\n" for k, v in reply.headers.items()]
-        faults = (reply.stall_after, reply.disconnect_after, reply.split, reply.pieces)
+        faults = (
+            reply.stall_after,
+            reply.disconnect_after,
+            reply.split,
+            reply.pieces,
+            reply.repeat,
+        )
         if all(f is None for f in faults) and not reply.drip_s:
             head.append(f"Content-Length: {len(reply.body)}\r\n")
         writer.write("".join(head).encode("latin-1") + b"\r\n")
@@ -176,6 +189,9 @@ class ScriptedUpstream:
             await writer.drain()
             if reply.drip_s:
                 await asyncio.sleep(reply.drip_s)
+        if reply.repeat is not None:
+            await self._repeat(reply, writer, reader)
+            return
         if reply.disconnect_after is not None:
             transport = writer.transport
             transport.abort()  # a hard cut, not a clean end of body
@@ -187,6 +203,21 @@ class ScriptedUpstream:
             await asyncio.wait({waiter, stall}, return_when=asyncio.FIRST_COMPLETED)
             for task in (waiter, stall):
                 task.cancel()
+
+    @staticmethod
+    async def _repeat(
+        reply: Reply, writer: asyncio.StreamWriter, reader: asyncio.StreamReader
+    ) -> None:
+        """Write `reply.repeat` every `drip_s` (an endless stream) until the client goes away."""
+        assert reply.repeat is not None
+        gone = asyncio.ensure_future(reader.read(1))
+        try:
+            while not gone.done():
+                writer.write(reply.repeat)
+                await writer.drain()
+                await asyncio.wait({gone}, timeout=reply.drip_s or 0.01)
+        finally:
+            gone.cancel()
 
     @staticmethod
     def _pieces(reply: Reply, body: bytes) -> list[bytes]:
