@@ -99,7 +99,8 @@ def check_body(body: ResponsesBody, model: str) -> None:
 
 def check_input(body: ResponsesBody, items: list[Item]) -> list[Item]:
     """The items to send: unknown types and `input_file` parts refused, hosted calls dropped."""
-    if not items and body.previous_response_id is None and body.conversation is None:
+    empty = not items or body.input == ""
+    if empty and body.previous_response_id is None and body.conversation is None:
         raise ApiError.invalid(
             "'input' is required and must not be empty (unless previous_response_id or "
             "conversation names a conversation to continue)",
