@@ -17,11 +17,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
 
 import click
 
 from .._version import __version__
 from ..errors import ConfigError
+from ..ops.options import ops_options, ops_settings
 from ..provider import Config, Provider, load_config
 from ..responses.app import create_app
 from ..responses.gate import parse_api_keys
@@ -40,6 +42,7 @@ from ..responses.settings import (
     DEFAULT_BODY_TIMEOUT_S,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_CONCURRENT_STREAMS,
+    DEFAULT_OFFLOAD_BYTES,
     BridgeSettings,
 )
 from ..responses.tenants import load_tenant_groups, tenant_warnings
@@ -138,6 +141,13 @@ def build_config(
     help="Seconds a request body may take to arrive; slower ones are refused with 408.",
 )
 @click.option(
+    "--offload-bytes",
+    type=click.IntRange(min=0),
+    default=DEFAULT_OFFLOAD_BYTES,
+    show_default=True,
+    help="Request bodies this large or larger are parsed in a worker thread; 0: never.",
+)
+@click.option(
     "--max-connections",
     type=click.IntRange(min=1),
     default=DEFAULT_MAX_CONNECTIONS,
@@ -165,6 +175,7 @@ def build_config(
     show_default=True,
     help="Also stream reasoning as a summary part (auto: when the request asks for a summary).",
 )
+@ops_options  # --metrics, --capture, --otel, ... (wirebridge.ops)
 def command(
     host: str,
     port: int,
@@ -180,10 +191,12 @@ def command(
     max_body_bytes: int,
     max_concurrent_streams: int,
     body_timeout: float,
+    offload_bytes: int,
     max_connections: int,
     keep_alive_timeout: int,
     shutdown_grace: float,
     reasoning_summary: str,
+    ops_options: dict[str, Any],
 ) -> None:
     """Serve /v1/responses in front of Chat Completions upstreams."""
     configure_logging(
@@ -216,11 +229,13 @@ def command(
         max_body_bytes=max_body_bytes,
         max_concurrent_streams=max_concurrent_streams,
         body_timeout_s=body_timeout,
+        offload_bytes=offload_bytes or None,
         reasoning_summary=reasoning_summary,  # type: ignore[arg-type]
         store_at_startup=not no_store,
         store_url=store,
         store_ttl_s=store_ttl * 86400 if store_ttl > 0 else None,
         tenant_groups=tenant_groups,
+        ops=ops_settings(is_loopback(host), **ops_options),
     )
     log.info(
         "wirebridge %s: default provider %s (%s)%s%s",

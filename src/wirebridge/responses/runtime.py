@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from ..chat.request import ChatRequest
+from ..ops.hub import Ops
 from ..provider import Provider
 from ..redact import redact_dsn
 from ..store import Store, background_expiry, open_store, parse_store_url
@@ -24,7 +25,8 @@ log = logging.getLogger("wirebridge.server")
 class Runtime:
     def __init__(self, settings: BridgeSettings, store: Store | None, pools: UpstreamPools):
         self.settings = settings
-        self.store = store
+        self.ops = Ops(settings.ops)  # metrics, traces, the console's exchanges
+        self.store = self.ops.observe_store(store)  # timed for the metrics and traces
         self.pools = pools
         self.active = 0  # answers being produced now (the concurrency limit counts these)
         self._dropped_logged: set[str] = set()
@@ -51,7 +53,9 @@ class Runtime:
             config = settings.config
             names = {config.default_provider, *(r.provider for r in config.routes.values())}
             pools.warm(config.provider(name) for name in sorted(names))
-            yield cls(settings, store, pools)
+            runtime = cls(settings, store, pools)
+            stack.callback(runtime.ops.close)
+            yield runtime
 
     def client(self, provider: Provider) -> Client:
         return self.pools.client(provider)

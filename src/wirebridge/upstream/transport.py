@@ -31,6 +31,7 @@ from ..errors import (
     UpstreamUnreachableError,
     excerpt,
 )
+from ..ops.hooks import upstream_attempt
 from ..provider import Provider
 from ..redact import redact_headers, redact_url, scrub
 from .budget import NO_BUDGET, Budget
@@ -154,7 +155,8 @@ async def send_once(http: httpx.AsyncClient, out: Outgoing) -> httpx.Response | 
     """One attempt: an open 2xx response, or the refusal. Connection failures raise httpx's
     `TransportError` (or `OSError`); a URL httpx cannot use raises `ConfigError`."""
     try:
-        response = await http.send(out.request, stream=True)
+        with upstream_attempt(out) as seen:  # wirebridge.ops: metrics, span, traceparent, capture
+            response = seen.opened(await http.send(out.request, stream=True))
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
         raise _bad_url(out.provider, out.shown_url, exc) from exc
     status = response.status_code
