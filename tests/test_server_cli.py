@@ -131,6 +131,8 @@ async def test_one_line_start_passes_model_names_through_with_json_logs(
 
 
 async def test_config_file_routes_models(tmp_path: Path, upstream: ScriptedUpstream) -> None:
+    listing = {"object": "list", "data": [{"id": "qwen2.5-coder:7b", "object": "model"}]}
+    upstream.push(Reply(json.dumps(listing).encode(), content_type="application/json"))
     upstream.push(Reply(text_body(["ok"])))
     config = tmp_path / "config.toml"
     config.write_text(
@@ -151,8 +153,10 @@ model = "qwen2.5-coder:7b"
             f"{server.url}/v1/responses", json={"model": "coder", "input": "hi"}
         )
     assert response.status_code == 200
-    assert [m["id"] for m in models["data"]] == ["coder"]
-    assert upstream.requests[0].json["model"] == "qwen2.5-coder:7b"
+    # The routes, then what the default provider's upstream lists.
+    assert [m["id"] for m in models["data"]] == ["coder", "qwen2.5-coder:7b"]
+    assert upstream.requests[0].path == "/v1/models"
+    assert upstream.requests[1].json["model"] == "qwen2.5-coder:7b"
 
 
 async def test_api_keys_from_the_environment_are_enforced_and_never_logged(

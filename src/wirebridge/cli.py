@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "providers": ("wirebridge.commands.providers", "List built-in and configured providers."),
     "serve": ("wirebridge.commands.serve", "Serve /v1/responses in front of Chat upstreams."),
     "doctor": ("wirebridge.commands.doctor", "Probe an upstream's quirks; write its config."),
+    "codex": ("wirebridge.commands.codex", "Set Codex CLI up against the bridge."),
 }
 
 

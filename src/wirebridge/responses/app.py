@@ -31,7 +31,6 @@ from ..chat.request import prepare_chat_request
 from ..events import Event
 from ..ops.observe import Observer
 from ..ops.routes import ops_routes
-from ..provider import Config
 from ..wire import Response as ResponseObject
 from ..wire import encode
 from .encoder import IdFactory, ResponsesEncoder, random_id
@@ -39,6 +38,7 @@ from .errors import ApiError, map_exception
 from .gate import Gate, send_error
 from .history import record_response, resolve_history
 from .intake import StreamSlot, off_loop, read_within
+from .models import model_routes
 from .relay import Relay
 from .request import ResponsesRequest, parse_request, unknown_fields
 from .runtime import Runtime
@@ -286,9 +286,6 @@ def create_app(
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok", "active_responses": runtime().active})
 
-    async def models(request: Request) -> Response:
-        return JSONResponse({"object": "list", "data": model_list(settings.config)})
-
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with Runtime.open(settings) as opened:
@@ -311,8 +308,7 @@ def create_app(
     responses = ResponsesEndpoint(settings, runtime, clock=clock, new_id=new_id)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/v1/models", models, methods=["GET"]),
-        Route("/models", models, methods=["GET"]),
+        *model_routes(settings.config),
         Route("/v1/responses", responses, methods=["POST"]),
         Route("/responses", responses, methods=["POST"]),  # base_url without /v1
         *stored_routes(lambda: runtime().store),
@@ -324,16 +320,3 @@ def create_app(
     )
     gate = Gate(app, settings.api_keys, settings.tenant_groups)
     return Observer(gate, lambda: runtime().ops, settings.ops.metrics_open)  # metrics, console
-
-
-def model_list(config: Config) -> list[dict[str, Any]]:
-    """`GET /v1/models`: the configured route names (and the default model), not the upstreams'."""
-    names: dict[str, str] = {}
-    if config.default_model:
-        names[config.default_model] = config.route(config.default_model)[0].name
-    for name, route in config.routes.items():
-        names[name] = route.provider
-    return [
-        {"id": name, "object": "model", "created": 0, "owned_by": owner}
-        for name, owner in names.items()
-    ]
