@@ -157,12 +157,16 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ["", *decode_section(results["decode"])]
     if "growth" in results:
         lines += ["", *growth_section(results["growth"], results.get("long_arguments"))]
-    for name in ("bridge", "concurrency"):
+    for name in ("bridge", "concurrency", "stall"):
         data = results.get(name)
         if data is None:
             continue
         if "skipped" in data:
             lines += ["", *skipped(name, data)]
+        elif name == "stall":
+            import stall
+
+            lines += ["", *stall.markdown(data)]
         else:
             import server_bench
 

@@ -34,7 +34,7 @@ import growth  # noqa: E402
 import procs  # noqa: E402
 import report  # noqa: E402
 
-SECTIONS = ("decode", "growth", "bridge", "concurrency")
+SECTIONS = ("decode", "growth", "bridge", "concurrency", "stall")
 
 
 def machine() -> dict[str, Any]:
@@ -119,12 +119,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 upstream.base_url, 1 if quick else 3
             )
             report.progress("growth", results["growth"])
-        server_sections = only & {"bridge", "concurrency"}
+        server_sections = only & {"bridge", "concurrency", "stall"}
         if server_sections:
             why = server_available()
             for name in sorted(server_sections):
                 if why is not None:
                     results[name] = {"skipped": why}
+                elif name == "stall":
+                    import stall
+
+                    results[name] = await stall.run(upstream, quick)
                 else:
                     import server_bench
 
