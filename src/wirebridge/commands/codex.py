@@ -98,9 +98,12 @@ class Prompt:
     own: str | None = None
     entries: list[dict[str, Any]] = field(default_factory=list)
     pick: str | None = None
+    served: bool = False  # the bridge serves the catalog (model_catalog_url), prompt included
 
     def entry_for(self, slug: str) -> str:
         """Which bundled entry (or file) gives `slug` its prompt."""
+        if self.served:
+            return "the bridge's"
         return "--instructions" if self.own is not None else self._entry(slug)["slug"]
 
     def _entry(self, slug: str) -> dict[str, Any]:
@@ -250,11 +253,14 @@ def command(
     models, missing = settle_facts(found, _doctor_facts(doctor_json), context_window)
     if missing:
         asked = "; ".join(steps) or f"the catalog of {where}"
-        fail(
-            f"no context window reported for {', '.join(missing)} ({asked}); "
-            "pass --context-window N (tokens)"
-        )
-    prompt = load_prompt(own_instructions, codex_path, instructions_from)
+        unknown = f"no context window reported for {', '.join(missing)} ({asked})"
+        if not catalog_url:
+            fail(f"{unknown}; pass --context-window N (tokens)")
+        click.echo(f"warning: {unknown}; Codex will assume its default window", err=True)
+    if catalog_url:  # the bridge serves the entries, prompt included: nothing to read here
+        prompt = Prompt("instructions: served by the bridge", served=True)
+    else:
+        prompt = load_prompt(own_instructions, codex_path, instructions_from)
     chosen = model or _default_model(config_path, upstream) or models[0].id
     if chosen not in {m.id for m in models}:
         fail(f"model {chosen!r} is not served; found {', '.join(m.id for m in models)}")
@@ -280,7 +286,7 @@ def command(
         fail(f"cannot read {config_file}: {exc}")
     except ConfigError as exc:
         fail(str(exc))
-    catalog = codex_catalog(models, prompt.text)
+    catalog = {} if catalog_url else codex_catalog(models, prompt.text)
     if dry_run:
         _print_dry_run(console, config_file, merged, None if catalog_url else catalog_file, catalog)
         return
