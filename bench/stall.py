@@ -28,10 +28,11 @@ MODES = {"on the event loop": "0", "in a worker thread": None}  # --offload-byte
 def big_body(items: int) -> bytes:
     """About 20 MB: `items` short user messages, then the question (the model names the answer)."""
     history = [
-        {"type": "message", "role": "user", "content": f"note {i:06d}: " + "x" * 40}
+        {"type": "message", "role": "user", "content": f"note {i:06d}: " + "x" * 10}
         for i in range(items)
     ]
-    return json.dumps({"model": "text-10", "input": history, "store": False}).encode()
+    body = {"model": "text-10", "input": history, "store": False}
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 async def one_mode(upstream_url: str, offload: str | None, body: bytes) -> dict[str, Any]:
