@@ -99,7 +99,7 @@ CASES: list[Case] = [
          "invalid_value", "metadata"),
     Case("a `metadata` key of 65 characters", ok(metadata={"k" * 65: "v"}), 400,
          "invalid_value", "metadata"),
-    Case("a `metadata` value of 1 MB", ok(metadata={"k": "v" * 200_000}), 400,
+    Case("a `metadata` value of 200,000 characters", ok(metadata={"k": "v" * 200_000}), 400,
          "invalid_value", "metadata"),
     Case("a `metadata` value that is a number", ok(metadata={"k": 1}), 400, None, "metadata"),
     Case('`tool_choice: "sometimes"`', ok(tool_choice="sometimes"), 400, None, "tool_choice"),
