@@ -59,11 +59,12 @@ HOSTED_ITEM_TYPES = frozenset(
         "shell_call_output",
         "apply_patch_call",
         "apply_patch_call_output",
+        "ghost_snapshot",  # Codex's own undo record, never meant for a model
     }
 )
 _HOSTED_SUFFIXES = ("_call", "_call_output", "_output")
 # Kept as they are: resolved (item_reference) or carried (compaction) by other parts.
-PASS_THROUGH_ITEM_TYPES = frozenset({"item_reference", "compaction"})
+PASS_THROUGH_ITEM_TYPES = frozenset({"item_reference", "compaction", "compaction_summary"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
