@@ -219,8 +219,10 @@ async def test_error_messages_do_not_echo_a_huge_id(
                 f"{bridge.base_url}/responses",
                 json={"model": "m\x00" + "b" * 60_000, "input": "x"},
             )
+            fetched = await http.get(f"{bridge.base_url}/responses/{huge}")
     finally:
         await store.close()
+    assert fetched.status_code == 404 and len(fetched.content) < 3000
     for answer in (continued, model):
         assert answer.status_code == 400
         assert len(answer.content) < 3000, len(answer.content)
