@@ -564,3 +564,30 @@ def test_chat_chunk_spread_over_two_crlf_data_lines_decodes_once() -> None:
         events = decode(body, cuts)
         assert [e["type"] for e in events] == ["output_text_delta", "output_item_done", "completed"]
         assert events[0]["delta"] == "hi"
+
+
+def test_sse_invalid_utf8_in_the_unterminated_tail_is_a_stream_error_at_close() -> None:
+    """D1 at EOF: bytes after the last line end are discarded, but must still be UTF-8."""
+    parser = SSEParser()
+    assert parser.feed(b"data: x\n\n\xff\xfe") == ["x"]
+    with pytest.raises(StreamError, match="utf-8"):
+        parser.close()
+
+
+@pytest.mark.parametrize(
+    ("delta", "reasoning"),
+    [
+        ({"reasoning_content": "first", "reasoning": "second"}, "first"),
+        ({"reasoning": "first", "reasoning_details": [{"text": "second"}]}, "first"),
+        ({"reasoning": {"text": "first", "content": "second"}}, "first"),
+        ({"reasoning": {"content": "only"}}, "only"),
+    ],
+)
+def test_the_first_present_reasoning_field_wins_when_they_differ(
+    delta: dict[str, Any], reasoning: str
+) -> None:
+    """D2: reasoning_content, then reasoning (string, or the object's text else content), then
+    reasoning_details[].text; the first present is the chunk's reasoning, the rest ignored."""
+    body = sse_body([chat_chunk(delta), chat_chunk({}, finish_reason="stop")])
+    deltas = [e["delta"] for e in decode(body) if e["type"] == "reasoning_content_delta"]
+    assert deltas == [reasoning]
