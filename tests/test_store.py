@@ -527,7 +527,8 @@ async def test_a_failed_sweep_is_counted_and_does_not_raise(store_url: str, cloc
 # ---------------------------------------------------------------------------------------------
 # Schema migrations
 
-EXTRA = Migration(2, "test-only table", ("CREATE TABLE extra (x INTEGER)",))
+NEXT = len(MIGRATIONS) + 1  # the version a new migration would take
+EXTRA = Migration(NEXT, "test-only table", ("CREATE TABLE extra (x INTEGER)",))
 
 
 async def test_schema_version_is_recorded_once_per_migration(store_url: str, clock: Clock) -> None:
@@ -544,7 +545,7 @@ async def test_new_migration_is_applied_to_an_existing_store(store_url: str, clo
     migrations = (*MIGRATIONS, EXTRA)
     async with await open_with(store_url, migrations, clock=clock) as upgraded:
         assert (await upgraded.get("resp_before")).id == "resp_before"
-    assert await fetch_all(store_url, "SELECT MAX(version) FROM schema_version") == [(2,)]
+    assert await fetch_all(store_url, "SELECT MAX(version) FROM schema_version") == [(NEXT,)]
     assert await fetch_all(store_url, "SELECT COUNT(*) FROM extra") == [(0,)]
 
 
@@ -564,16 +565,16 @@ async def test_concurrent_opens_apply_each_migration_once(store_url: str) -> Non
         await s.close()
     assert len(opened) == 8
     rows = await fetch_all(store_url, "SELECT version FROM schema_version ORDER BY version")
-    assert rows == [(1,), (2,)]
+    assert rows == [(v,) for v in range(1, NEXT + 1)]
 
 
 async def test_failing_migration_leaves_the_schema_as_it_was(store_url: str) -> None:
     async with await open_store(store_url):
         pass
-    broken = Migration(2, "broken", ("CREATE TABLE half (x INTEGER)", "THIS IS NOT SQL"))
+    broken = Migration(NEXT, "broken", ("CREATE TABLE half (x INTEGER)", "THIS IS NOT SQL"))
     with pytest.raises(StoreError):
         await open_with(store_url, (*MIGRATIONS, broken))
-    assert await fetch_all(store_url, "SELECT MAX(version) FROM schema_version") == [(1,)]
+    assert await fetch_all(store_url, "SELECT MAX(version) FROM schema_version") == [(NEXT - 1,)]
     tables = (
         "SELECT name FROM sqlite_master WHERE name = 'half'"
         if store_url.startswith("sqlite://")

@@ -1,10 +1,12 @@
 """The conversation-state seam: where a stored history comes in and a finished response goes out.
 
 The handler calls exactly two functions here. `resolve_history` builds the items sent upstream
-from the request's `input` (and, with a store, the stored chain of `previous_response_id` in
-front of it); `record_response` is handed every finished response (completed, incomplete or
-failed) so the store keeps it. Without a store (`--no-store`), `previous_response_id` is a 400
-naming that param (the bridge then keeps no state), and finished responses are dropped.
+from the request's `input` (its `item_reference`s resolved, and, with a store, the stored chain
+of `previous_response_id` in front of it); `record_response` is handed every finished response
+(completed, incomplete or failed) so the store keeps it. Both act for the caller's tenant (the
+gate's key id or group; None without keys): a response is stored under it, and another
+tenant's responses are unknown ids. Without a store (`--no-store`), `previous_response_id` is a
+400 naming that param (the bridge then keeps no state), and finished responses are dropped.
 
 The store itself (`wirebridge.store`: SQLite embedded, PostgreSQL shared) owns the records, ids,
 expiry and chain assembly; this module only translates between a request and a record.
@@ -17,11 +19,18 @@ from ..items import Item, dump_item, parse_items
 from ..store import PreviousResponseNotFoundError, Store, StoredResponse
 from ..wire import Response, to_json
 from .errors import ApiError
+from .references import resolve_references
 from .request import ResponsesRequest
 
 
-async def resolve_history(request: ResponsesRequest, store: Store | None) -> list[Item]:
-    """The items to send upstream for this request."""
+async def resolve_history(
+    request: ResponsesRequest, store: Store | None, tenant: str | None = None
+) -> list[Item]:
+    """The items to send upstream for this request.
+
+    `request.items` becomes the input with its `item_reference`s resolved: that is what was
+    sent, and so what is stored and listed as this response's input."""
+    request.items = await resolve_references(request.items, store, tenant)
     previous = request.previous_response_id
     if previous is None:
         return request.items
@@ -33,7 +42,7 @@ async def resolve_history(request: ResponsesRequest, store: Store | None) -> lis
             code="previous_response_not_found",
         )
     try:
-        chain = await store.load_chain(previous)
+        chain = await store.load_chain(previous, tenant=tenant)
     except PreviousResponseNotFoundError as exc:
         raise ApiError.invalid(str(exc), param=exc.param, code=exc.code) from None
     try:
@@ -46,9 +55,17 @@ async def resolve_history(request: ResponsesRequest, store: Store | None) -> lis
 
 
 async def record_response(
-    store: Store | None, request: ResponsesRequest, response: Response
+    store: Store | None,
+    request: ResponsesRequest,
+    response: Response,
+    *,
+    tenant: str | None = None,
+    timeout_s: float | None = None,
 ) -> None:
-    """Hand a finished response to the store (if any, and if the client asked to store it)."""
+    """Hand a finished response to the store (if any, and if the client asked to store it).
+
+    Raises `StoreError` when it is not stored within `timeout_s` (the caller then answers
+    `store: false`)."""
     if store is None or not request.store:
         return
     data = to_json(response)
@@ -63,5 +80,7 @@ async def record_response(
             output_items=tuple(data["output"]),
             usage=data["usage"],
             response=data,
-        )
+            tenant=tenant,
+        ),
+        timeout_s=timeout_s,
     )

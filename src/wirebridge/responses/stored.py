@@ -2,8 +2,9 @@
 `GET /v1/responses/{id}/input_items` (cursor pages: `after`, `limit`, `order`, as OpenAI's).
 
 Thin: each calls one `wirebridge.store.Store` method and answers its record in the API's shape;
-the store owns the rules (expiry, paging, what "not found" means). A bridge started with
-`--no-store` answers 404 saying so.
+the store owns the rules (expiry, paging, what "not found" means). Each acts for the caller's
+tenant (set by the gate), so another tenant's response is a 404 exactly like an unknown id. A
+bridge started with `--no-store` answers 404 saying so.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from starlette.routing import Route
 
 from ..store import Store
 from .errors import ApiError, map_exception
+from .tenants import scope_tenant
 
 StoreGetter = Callable[[], Store | None]
 _encode = msgspec.json.Encoder().encode
@@ -52,12 +54,14 @@ def stored_routes(store: StoreGetter, prefixes: tuple[str, ...] = ("/v1", "")) -
         return endpoint
 
     async def retrieve(store: Store, request: Request) -> Response:
-        record = await store.get(request.path_params["response_id"])
+        record = await store.get(
+            request.path_params["response_id"], tenant=scope_tenant(request.scope)
+        )
         return _json(record.response)
 
     async def delete(store: Store, request: Request) -> Response:
         response_id = request.path_params["response_id"]
-        await store.delete(response_id)
+        await store.delete(response_id, tenant=scope_tenant(request.scope))
         return _json({"id": response_id, "object": "response", "deleted": True})
 
     async def input_items(store: Store, request: Request) -> Response:
@@ -75,6 +79,7 @@ def stored_routes(store: StoreGetter, prefixes: tuple[str, ...] = ("/v1", "")) -
             after=query.get("after"),
             limit=limit,
             order=query.get("order", "desc"),
+            tenant=scope_tenant(request.scope),
         )
         return _json(page.to_json())
 

@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs; the calls used are few
 
+from ..jsontypes import JSON
 from ..redact import redact_dsn
 from . import queries
 from .base import Store
@@ -30,6 +31,8 @@ from .records import (
     ChainLink,
     StoredResponse,
     check_ttl,
+    find_item,
+    item_ids,
     record_to_row,
     row_to_record,
 )
@@ -151,34 +154,52 @@ class PostgresStore(Store):
         if pool is not None:
             await pool.close()
 
-    async def _insert(self, record: StoredResponse) -> None:
+    async def _insert(self, record: StoredResponse, deadline: float) -> None:
+        # The deadline is kept by the caller's cancel scope: asyncpg cancels the statement and
+        # the transaction rolls back.
+        ids = [(item_id, record.id) for item_id in item_ids(record)]
         try:
             async with self._connection() as conn, conn.transaction():
                 await conn.execute(queries.INSERT_RESPONSE, *record_to_row(record))
+                if ids:
+                    await conn.executemany(queries.INSERT_ITEM_ID, ids)
         except asyncpg.UniqueViolationError:
             raise DuplicateResponseError(record.id) from None
 
-    async def _select(self, response_id: str, now: float) -> StoredResponse | None:
+    async def _select(
+        self, response_id: str, now: float, tenant: str | None
+    ) -> StoredResponse | None:
         async with self._connection() as conn:
             row: Sequence[Any] | None = await conn.fetchrow(
-                queries.SELECT_RESPONSE, response_id, math.floor(now)
+                queries.SELECT_RESPONSE, response_id, math.floor(now), tenant
             )
         return None if row is None else row_to_record(tuple(row))
 
-    async def _delete(self, response_id: str, now: float) -> bool:
+    async def _item(self, item_id: str, now: float, tenant: str | None) -> JSON | None:
         async with self._connection() as conn:
-            status: str = await conn.execute(queries.DELETE_RESPONSE, response_id, math.floor(now))
+            row = await conn.fetchrow(queries.SELECT_ITEM_HOLDER, item_id, math.floor(now), tenant)
+        return None if row is None else find_item(item_id, row[0], row[1])
+
+    async def _delete(self, response_id: str, now: float, tenant: str | None) -> bool:
+        async with self._connection() as conn:
+            status: str = await conn.execute(
+                queries.DELETE_RESPONSE, response_id, math.floor(now), tenant
+            )
         return _rowcount(status) > 0
 
-    async def _chain(self, response_id: str, now: float, max_depth: int) -> list[ChainLink]:
+    async def _chain(
+        self, response_id: str, now: float, tenant: str | None, max_depth: int
+    ) -> list[ChainLink]:
         async with self._connection() as conn:
-            rows = await conn.fetch(queries.SELECT_CHAIN, response_id, math.floor(now), max_depth)
+            rows = await conn.fetch(
+                queries.SELECT_CHAIN, response_id, math.floor(now), tenant, max_depth
+            )
         return [ChainLink(*row) for row in rows]
 
-    async def _input_items(self, response_id: str, now: float) -> str | None:
+    async def _input_items(self, response_id: str, now: float, tenant: str | None) -> str | None:
         async with self._connection() as conn:
             text: str | None = await conn.fetchval(
-                queries.SELECT_INPUT_ITEMS, response_id, math.floor(now)
+                queries.SELECT_INPUT_ITEMS, response_id, math.floor(now), tenant
             )
         return text
 

@@ -14,11 +14,30 @@ from .records import COLUMNS
 
 # A row is live until its `expires_at`: readers never see it after that, swept or not.
 _LIVE = "(expires_at IS NULL OR expires_at > $2)"
+# A row is visible to tenant $3 when it is theirs or no one's (NULL); a NULL $3 (a bridge
+# without keys) sees only no one's rows, since `tenant = NULL` is never true.
+_VISIBLE = "(tenant IS NULL OR tenant = $3)"
 
-# $1 id, $2 now
-SELECT_RESPONSE = f"SELECT {', '.join(COLUMNS)} FROM responses WHERE id = $1 AND {_LIVE}"
-SELECT_INPUT_ITEMS = f"SELECT input_items FROM responses WHERE id = $1 AND {_LIVE}"
-DELETE_RESPONSE = f"DELETE FROM responses WHERE id = $1 AND {_LIVE}"
+# $1 id, $2 now, $3 tenant
+SELECT_RESPONSE = (
+    f"SELECT {', '.join(COLUMNS)} FROM responses WHERE id = $1 AND {_LIVE} AND {_VISIBLE}"
+)
+SELECT_INPUT_ITEMS = f"SELECT input_items FROM responses WHERE id = $1 AND {_LIVE} AND {_VISIBLE}"
+DELETE_RESPONSE = f"DELETE FROM responses WHERE id = $1 AND {_LIVE} AND {_VISIBLE}"
+
+# $1 item id, $2 now, $3 tenant: the newest live, visible response holding an item with that id
+SELECT_ITEM_HOLDER = """
+SELECT r.input_items, r.output_items
+  FROM response_items AS i JOIN responses AS r ON r.id = i.response_id
+ WHERE i.item_id = $1 AND (r.expires_at IS NULL OR r.expires_at > $2)
+   AND (r.tenant IS NULL OR r.tenant = $3)
+ ORDER BY r.created_at DESC
+ LIMIT 1
+"""
+# $1 item id, $2 response id
+INSERT_ITEM_ID = (
+    "INSERT INTO response_items (item_id, response_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+)
 
 # $1..$n: the columns of `records.COLUMNS`, in order
 INSERT_RESPONSE = (
@@ -26,14 +45,16 @@ INSERT_RESPONSE = (
     f"VALUES ({', '.join(f'${i}' for i in range(1, len(COLUMNS) + 1))})"
 )
 
-# $1 id, $2 now, $3 max depth: the live rows from $1 towards the root, newest first
+# $1 id, $2 now, $3 tenant, $4 max depth: the live rows visible to $3 from $1 towards the
+# root, newest first (another tenant's row is a missing link, as a deleted one is)
 SELECT_CHAIN = f"""
 WITH RECURSIVE chain(id, prev, depth) AS (
-    SELECT id, previous_response_id, 0 FROM responses WHERE id = $1 AND {_LIVE}
+    SELECT id, previous_response_id, 0 FROM responses WHERE id = $1 AND {_LIVE} AND {_VISIBLE}
     UNION ALL
     SELECT r.id, r.previous_response_id, chain.depth + 1
       FROM responses AS r JOIN chain ON r.id = chain.prev
-     WHERE chain.depth < $3 AND (r.expires_at IS NULL OR r.expires_at > $2)
+     WHERE chain.depth < $4 AND (r.expires_at IS NULL OR r.expires_at > $2)
+       AND (r.tenant IS NULL OR r.tenant = $3)
 )
 SELECT r.id, r.previous_response_id, r.input_items, r.output_items
   FROM chain JOIN responses AS r ON r.id = chain.id

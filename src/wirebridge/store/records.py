@@ -52,6 +52,8 @@ class StoredResponse:
 
     `input_items` are the items sent with this request only (not the earlier chain);
     `expires_at` is unix seconds, `None` on a record being saved meaning "the store's TTL".
+    `tenant` is who made it (a key id or a group name, never a key); `None` is no one: every
+    reader may see it (rows from before tenants, bridges without keys).
     """
 
     id: str
@@ -64,6 +66,7 @@ class StoredResponse:
     usage: JSON | None
     response: JSON
     expires_at: int | None = None
+    tenant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +275,7 @@ COLUMNS = (
     "usage",
     "response",
     "expires_at",
+    "tenant",
 )
 
 
@@ -287,11 +291,13 @@ def record_to_row(record: StoredResponse) -> tuple[Any, ...]:
         None if record.usage is None else encode_json(record.usage),
         encode_json(record.response),
         record.expires_at,
+        record.tenant,
     )
 
 
 def row_to_record(row: Sequence[Any]) -> StoredResponse:
-    (rid, created_at, model, status, previous, inputs, outputs, usage, response, expires_at) = row
+    rid, created_at, model, status, previous, inputs, outputs = row[:7]
+    usage, response, expires_at, tenant = row[7:]
     return StoredResponse(
         id=rid,
         created_at=int(created_at),
@@ -303,4 +309,21 @@ def row_to_record(row: Sequence[Any]) -> StoredResponse:
         usage=decode_json(usage),
         response=decode_json(response),
         expires_at=None if expires_at is None else int(expires_at),
+        tenant=tenant,
     )
+
+
+def item_ids(record: StoredResponse) -> list[str]:
+    """The distinct ids of a record's input and output items (what `item_reference` finds)."""
+    ids = (item.get("id") for item in (*record.input_items, *record.output_items))
+    return list(dict.fromkeys(i for i in ids if isinstance(i, str) and i))
+
+
+def find_item(item_id: str, inputs: str, outputs: str) -> JSON | None:
+    """The item with this id among one row's input then output items (JSON text), or None."""
+    for text in (inputs, outputs):
+        for item in decode_json(text):
+            if isinstance(item, dict) and item.get("id") == item_id:
+                found: JSON = item
+                return found
+    return None

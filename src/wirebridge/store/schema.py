@@ -55,6 +55,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             " WHERE expires_at IS NOT NULL",
         ),
     ),
+    Migration(
+        2,
+        "tenant column; item id index for item_reference",
+        (
+            # NULL: stored before tenants existed, or by a bridge without keys (docs/store.md).
+            "ALTER TABLE responses ADD COLUMN tenant TEXT",
+            # Which responses hold an item with this id (input or output). Rows go with their
+            # response: ON DELETE CASCADE (SQLite enforces it with `PRAGMA foreign_keys`).
+            "CREATE TABLE response_items ("
+            " item_id TEXT NOT NULL,"
+            " response_id TEXT NOT NULL REFERENCES responses (id) ON DELETE CASCADE,"
+            " PRIMARY KEY (item_id, response_id))",
+            "CREATE INDEX response_items_response ON response_items (response_id)",
+        ),
+    ),
 )
 
 

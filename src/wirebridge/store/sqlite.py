@@ -1,10 +1,12 @@
 """The embedded backend: one SQLite file in WAL mode, driven by the stdlib `sqlite3` in a thread.
 
 Each store operation is one synchronous function that runs a whole transaction in a worker
-thread, and a capacity limiter of one serialises them on the store's single connection, so two
-coroutines can never interleave statements inside one transaction. Writes use `BEGIN IMMEDIATE`
-(the write lock is taken up front: no deadlock upgrading a read lock), and `busy_timeout` makes
-other processes sharing the file wait their turn rather than fail.
+thread, and a capacity limiter of one per connection serialises them, so two coroutines can
+never interleave statements inside one transaction. Writes go through one connection and reads
+through another (WAL lets readers run beside a writer), so a write stuck on a lock held
+elsewhere never holds up a read. Writes use `BEGIN IMMEDIATE` (the write lock is taken up
+front: no deadlock upgrading a read lock), and `busy_timeout` makes other processes sharing the
+file wait their turn rather than fail; `save(timeout_s=...)` shortens that wait to its deadline.
 
 Crash safety comes from SQLite itself: with WAL and `synchronous=FULL`, a `kill -9` (or a power
 cut) at any point leaves the file consistent, holding every committed response whole and no
@@ -26,6 +28,7 @@ from typing import Any, Literal, TypeVar
 import anyio
 import anyio.to_thread
 
+from ..jsontypes import JSON
 from . import queries
 from .base import Store
 from .errors import DuplicateResponseError, StoreError
@@ -36,6 +39,8 @@ from .records import (
     ChainLink,
     StoredResponse,
     check_ttl,
+    find_item,
+    item_ids,
     record_to_row,
     row_to_record,
 )
@@ -50,6 +55,8 @@ _SELECT = sqlite_placeholders(queries.SELECT_RESPONSE)
 _SELECT_INPUT_ITEMS = sqlite_placeholders(queries.SELECT_INPUT_ITEMS)
 _DELETE = sqlite_placeholders(queries.DELETE_RESPONSE)
 _INSERT = sqlite_placeholders(queries.INSERT_RESPONSE)
+_INSERT_ITEM_ID = sqlite_placeholders(queries.INSERT_ITEM_ID)
+_ITEM_HOLDER = sqlite_placeholders(queries.SELECT_ITEM_HOLDER)
 _CHAIN = sqlite_placeholders(queries.SELECT_CHAIN)
 _EXPIRE = sqlite_placeholders(queries.expire_batch())
 _RECORD_MIGRATION = sqlite_placeholders(queries.RECORD_MIGRATION)
@@ -102,6 +109,7 @@ def connect(path: str, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> sqlite3.Con
     )
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        conn.execute("PRAGMA foreign_keys = ON")  # item ids go with their response
         _enter_wal(conn, busy_timeout_s)
         conn.execute("PRAGMA synchronous = FULL")  # one fsync per response: cheap at our rate
     except sqlite3.DatabaseError as exc:
@@ -154,11 +162,18 @@ class SQLiteStore(Store):
         *,
         ttl_seconds: float | None = DEFAULT_TTL_SECONDS,
         clock: Callable[[], float] = time.time,
+        reader: sqlite3.Connection | None = None,
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
     ):
         super().__init__(ttl_seconds=ttl_seconds, clock=clock)
         self.path = path
+        self.busy_timeout_s = busy_timeout_s
         self._conn: sqlite3.Connection | None = conn
         self._limiter = anyio.CapacityLimiter(1)
+        # Reads use their own connection where there is a file to share (`:memory:` is one
+        # database per connection, so there the writer's is used).
+        self._reader: sqlite3.Connection | None = reader
+        self._read_limiter = anyio.CapacityLimiter(1) if reader is not None else self._limiter
 
     @classmethod
     async def open(
@@ -174,56 +189,105 @@ class SQLiteStore(Store):
         conn = await anyio.to_thread.run_sync(
             _connect_and_migrate, path, migrations, busy_timeout_s
         )
-        return cls(conn, path, ttl_seconds=ttl_seconds, clock=clock)
+        reader = None
+        if path != MEMORY:
+            try:
+                reader = await anyio.to_thread.run_sync(
+                    lambda: connect(path, busy_timeout_s=busy_timeout_s)
+                )
+            except BaseException:
+                conn.close()
+                raise
+        return cls(
+            conn,
+            path,
+            ttl_seconds=ttl_seconds,
+            clock=clock,
+            reader=reader,
+            busy_timeout_s=busy_timeout_s,
+        )
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(conn)` in a worker thread, one at a time. A cancelled caller still waits for
-        the thread to finish, so a transaction is never left open on the shared connection."""
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, read: bool = False) -> T:
+        """Run `fn(conn)` in a worker thread, one at a time per connection (the reader's for
+        `read`). A cancelled caller still waits for the thread to finish, so a transaction is
+        never left open on a shared connection."""
 
         def call() -> T:
-            if self._conn is None:
+            conn = self._reader if read and self._reader is not None else self._conn
+            if self._conn is None or conn is None:
                 raise StoreError(f"the SQLite store at {self.path} is closed")
             try:
-                return fn(self._conn)
+                return fn(conn)
             except sqlite3.DatabaseError as exc:  # locked past busy_timeout, disk full, I/O
                 raise StoreError(f"SQLite store at {self.path} failed: {exc}") from exc
 
-        return await anyio.to_thread.run_sync(call, limiter=self._limiter)
+        limiter = self._read_limiter if read else self._limiter
+        return await anyio.to_thread.run_sync(call, limiter=limiter)
 
     async def close(self) -> None:
         def close(conn: sqlite3.Connection) -> None:
             self._conn = None
             conn.close()
 
+        def close_reader(conn: sqlite3.Connection) -> None:
+            self._reader = None
+            conn.close()
+
+        if self._reader is not None:
+            await self._run(close_reader, read=True)
         if self._conn is not None:
             await self._run(close)
 
-    async def _insert(self, record: StoredResponse) -> None:
+    async def _insert(self, record: StoredResponse, deadline: float) -> None:
         row = record_to_row(record)
+        ids = [(item_id, record.id) for item_id in item_ids(record)]
+        normal_ms = int(self.busy_timeout_s * 1000)
 
         def insert(conn: sqlite3.Connection) -> None:
+            bounded = math.isfinite(deadline)
+            if bounded:  # wait for another writer's lock only until the caller's deadline
+                left_ms = int((deadline - time.monotonic()) * 1000)
+                if left_ms <= 0:
+                    raise StoreError(f"no time left to store response {record.id}")
+                conn.execute(f"PRAGMA busy_timeout = {min(left_ms, normal_ms)}")
             try:
                 with transaction(conn, "IMMEDIATE"):
                     conn.execute(_INSERT, row)
+                    conn.executemany(_INSERT_ITEM_ID, ids)
             except sqlite3.IntegrityError as exc:
                 if "responses.id" in str(exc):
                     raise DuplicateResponseError(record.id) from None
                 raise
+            finally:
+                if bounded:
+                    conn.execute(f"PRAGMA busy_timeout = {normal_ms}")
 
         await self._run(insert)
 
-    async def _select(self, response_id: str, now: float) -> StoredResponse | None:
-        params = (response_id, math.floor(now))
+    async def _select(
+        self, response_id: str, now: float, tenant: str | None
+    ) -> StoredResponse | None:
+        params = (response_id, math.floor(now), tenant)
 
         def select(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
             row: tuple[Any, ...] | None = conn.execute(_SELECT, params).fetchone()
             return row
 
-        row = await self._run(select)
+        row = await self._run(select, read=True)
         return None if row is None else row_to_record(row)
 
-    async def _delete(self, response_id: str, now: float) -> bool:
-        params = (response_id, math.floor(now))
+    async def _item(self, item_id: str, now: float, tenant: str | None) -> JSON | None:
+        params = (item_id, math.floor(now), tenant)
+
+        def holder(conn: sqlite3.Connection) -> tuple[str, str] | None:
+            row: tuple[str, str] | None = conn.execute(_ITEM_HOLDER, params).fetchone()
+            return row
+
+        row = await self._run(holder, read=True)
+        return None if row is None else find_item(item_id, *row)
+
+    async def _delete(self, response_id: str, now: float, tenant: str | None) -> bool:
+        params = (response_id, math.floor(now), tenant)
 
         def delete(conn: sqlite3.Connection) -> bool:
             with transaction(conn, "IMMEDIATE"):
@@ -232,22 +296,24 @@ class SQLiteStore(Store):
 
         return await self._run(delete)
 
-    async def _chain(self, response_id: str, now: float, max_depth: int) -> list[ChainLink]:
-        params = (response_id, math.floor(now), max_depth)
+    async def _chain(
+        self, response_id: str, now: float, tenant: str | None, max_depth: int
+    ) -> list[ChainLink]:
+        params = (response_id, math.floor(now), tenant, max_depth)
 
         def chain(conn: sqlite3.Connection) -> list[ChainLink]:
             return [ChainLink(*row) for row in conn.execute(_CHAIN, params)]
 
-        return await self._run(chain)
+        return await self._run(chain, read=True)
 
-    async def _input_items(self, response_id: str, now: float) -> str | None:
-        params = (response_id, math.floor(now))
+    async def _input_items(self, response_id: str, now: float, tenant: str | None) -> str | None:
+        params = (response_id, math.floor(now), tenant)
 
         def input_items(conn: sqlite3.Connection) -> str | None:
             row = conn.execute(_SELECT_INPUT_ITEMS, params).fetchone()
             return None if row is None else str(row[0])
 
-        return await self._run(input_items)
+        return await self._run(input_items, read=True)
 
     async def _expire(self, now: float) -> int:
         params = (math.floor(now), EXPIRE_BATCH)
