@@ -399,10 +399,23 @@ def test_any_decoder_stream_keeps_the_wire_rules(
     validate_response(final)
     assert final["status"] == ("incomplete" if incomplete else "completed")
     assert final == to_json(encoder.response)
-    expected_items = bool(thought) + bool(text) + len(calls)
-    assert len(final["output"]) == expected_items
-    if text:
-        message_item = next(o for o in final["output"] if o["type"] == "message")
-        assert message_item["content"][0]["text"] == text
+    # Items one after another: each run of text or of reasoning is an item of its own, closed
+    # before the next one is added.
+    runs = [k for i, k in enumerate(map(type, deltas)) if i == 0 or k is not type(deltas[i - 1])]
+    assert len(final["output"]) == len(runs) + len(calls)
+    assert [o["type"] for o in final["output"][: len(runs)]] == [
+        "message" if k is OutputTextDelta else "reasoning" for k in runs
+    ]
+    opened: list[str] = []
+    for e in wire:
+        if e["type"] == "response.output_item.added":
+            assert not opened, f"{e['item']['id']} added while {opened} is open"
+            opened.append(e["item"]["id"])
+        elif e["type"] == "response.output_item.done":
+            opened.remove(e["item"]["id"])
+    said = [o["content"][0]["text"] for o in final["output"] if o["type"] == "message"]
+    assert "".join(said) == text
+    thought_items = [o for o in final["output"] if o["type"] == "reasoning"]
+    assert "".join(o["content"][0]["text"] for o in thought_items) == thought
     call_ids = [o["call_id"] for o in final["output"] if "call_id" in o]
     assert call_ids == [f"call_{i}" for i in range(len(calls))]

@@ -77,8 +77,20 @@ class LocalShellCallItem(Struct, tag="local_shell_call", tag_field="type"):
     action: JSON
 
 
+class CompactionItem(Struct, tag="compaction", tag_field="type"):
+    """A compacted history: the summary sealed in `encrypted_content` (responses/sealed.py)."""
+
+    id: str
+    encrypted_content: str
+
+
 OutputItem: TypeAlias = (
-    MessageItem | ReasoningItem | FunctionCallItem | CustomToolCallItem | LocalShellCallItem
+    MessageItem
+    | ReasoningItem
+    | FunctionCallItem
+    | CustomToolCallItem
+    | LocalShellCallItem
+    | CompactionItem
 )
 
 
@@ -152,6 +164,17 @@ class Response(Struct, kw_only=True):
     usage: Usage | None = None
     user: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+
+
+class CompactedResponse(Struct, kw_only=True):
+    """`POST /v1/responses/compact`'s answer: the user messages (as given, so plain JSON),
+    then one compaction item, and the usage of the summary pass."""
+
+    id: str
+    object: Literal["response.compaction"] = "response.compaction"
+    created_at: int
+    output: list[JSON | CompactionItem]
+    usage: Usage
 
 
 encode = msgspec.json.Encoder().encode

@@ -159,6 +159,10 @@ def reasoning_anchors(items: Sequence[Item], provider: Provider) -> dict[int, Re
             anchor = prev
         elif nxt < len(items) and (_is_call(items[nxt]) or _is_assistant_message(items[nxt])):
             anchor = nxt
+        elif prev > last_user and _is_call(items[prev]):
+            # The bridge's own last reasoning item, which carries state known only at the end
+            # of the answer (responses/encoder.py), follows the calls it belongs to.
+            anchor = prev
         else:
             continue
         replay = anchors.setdefault(anchor, Replay())
