@@ -16,6 +16,9 @@ code, and a 429's wait in its message.
 It knows no transport: it writes to a `Sink` (an HTTP response today; a WebSocket or a
 background run's event log use the same relay), and hands the finished Response object to a
 `record` callback before the client sees its end (the client may continue from it at once).
+When `record` fails, the final Response says `store: false`: a client is never told a response
+is stored when it is not. A response is recorded once its answer began (an upstream event, or
+a streamed `response.created`), failed or not, in both modes (docs/store.md).
 
 Frames are coalesced: a producer task feeds events to the encoder as the upstream yields them,
 and the sender writes whatever accumulated whenever it gets to run, so one upstream read becomes
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import anyio
@@ -42,6 +45,7 @@ log = logging.getLogger("wirebridge.server")
 DEFAULT_COMMIT_AFTER_S = 2.0
 DEFAULT_HEARTBEAT_S = 15.0
 SEND_HIGH_WATER_FRAMES = 4096  # frames buffered for a slow client before the producer waits
+RESPONSE_ID_HEADER = "x-wirebridge-response-id"  # a stored failed response, on an error answer
 
 Record = Callable[[Response], Awaitable[None]]
 
@@ -106,7 +110,16 @@ class Relay:
             async for event in events:
                 self.encoder.feed(event)
         except Exception as exc:
-            return self._refusal(exc)
+            error = self._refusal(exc)
+            if not self.encoder.started:
+                return error  # nothing was generated: nothing to store
+            # The answer had begun: stored as failed, as a stream's is after its commit.
+            self.encoder.fail(error.failed_code, error.message)
+            if await self._record():
+                error = replace(
+                    error, headers={**error.headers, RESPONSE_ID_HEADER: self.response.id}
+                )
+            return error
         if not self.encoder.finished:
             self.encoder.fail("server_error", "the upstream stream ended without completing")
         await self._record()
@@ -133,11 +146,16 @@ class Relay:
         log.warning("upstream failure before the answer started: %s", error.message)
         return error
 
-    async def _record(self) -> None:
+    async def _record(self) -> bool:
+        """Hand the finished response to `record`; False (and `store: false` in the final
+        Response, its terminal event re-encoded if still buffered) when that failed."""
         try:
             await self.record(self.encoder.response)
-        except Exception:
-            log.exception("could not store response %s", self.encoder.response.id)
+        except Exception as exc:
+            log.warning("response %s was not stored: %s", self.encoder.response.id, exc)
+            self.encoder.unstore()
+            return False
+        return self.encoder.response.store
 
     async def _produce(self, events: AsyncIterator[Event]) -> None:
         encoder = self.encoder
@@ -175,12 +193,14 @@ class Relay:
                 continue
             # No await between wait() returning and take(): nothing fed meanwhile is lost.
             self._wake = anyio.Event()
-            producing = self._producing
-            data = self.encoder.take()
-            if not producing:
+            if not self._producing or self.encoder.finished:
+                # The terminal event is encoded (the producer may still drain the upstream, but
+                # feeds nothing more): record, then send the end, so a client never sees it first.
                 await self._record()
-                await sink.finish(data)
+                await sink.finish(self.encoder.take())
+                self._drained.set()
                 return
+            data = self.encoder.take()
             if data:
                 await sink.write(data)
             self._drained.set()
