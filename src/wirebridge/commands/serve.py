@@ -43,6 +43,7 @@ from ..responses.settings import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_CONCURRENT_STREAMS,
     DEFAULT_OFFLOAD_BYTES,
+    DEFAULT_STORE_WRITE_TIMEOUT_S,
     BridgeSettings,
 )
 from ..responses.tenants import load_tenant_groups, tenant_warnings
@@ -105,6 +106,13 @@ def build_config(
     default=DEFAULT_TTL_SECONDS / 86400,
     show_default=True,
     help="Days a stored response is kept; 0 keeps them forever.",
+)
+@click.option(
+    "--store-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_STORE_WRITE_TIMEOUT_S,
+    show_default=True,
+    help="Seconds storing a response may take; past it the answer says store: false.",
 )
 @click.option(
     "--log-format",
@@ -185,6 +193,7 @@ def command(
     store: str | None,
     no_store: bool,
     store_ttl: float,
+    store_timeout: float,
     log_format: str,
     log_level: str,
     insecure_no_auth: bool,
@@ -234,6 +243,7 @@ def command(
         store_at_startup=not no_store,
         store_url=store,
         store_ttl_s=store_ttl * 86400 if store_ttl > 0 else None,
+        store_write_timeout_s=store_timeout,
         tenant_groups=tenant_groups,
         ops=ops_settings(is_loopback(host), **ops_options),
     )
