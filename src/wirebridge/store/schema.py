@@ -70,6 +70,32 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX response_items_response ON response_items (response_id)",
         ),
     ),
+    Migration(
+        3,
+        "background runs and their event logs",
+        (
+            # One row per background run (store/runs.py): status, live Response snapshot, the
+            # bridge executing it and its lease, a cancel flag that bridge polls.
+            "CREATE TABLE runs ("
+            " id TEXT PRIMARY KEY,"
+            " tenant TEXT,"
+            " status TEXT NOT NULL,"
+            " response TEXT NOT NULL,"
+            " owner TEXT NOT NULL,"
+            " lease_until BIGINT NOT NULL,"
+            " cancel_requested INTEGER NOT NULL DEFAULT 0,"
+            " last_seq INTEGER NOT NULL DEFAULT -1,"
+            " created_at BIGINT NOT NULL,"
+            " ended_at BIGINT,"
+            " expires_at BIGINT)",
+            "CREATE INDEX runs_status ON runs (status, lease_until)",
+            "CREATE TABLE run_events ("
+            " response_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,"
+            " seq INTEGER NOT NULL,"
+            " data TEXT NOT NULL,"
+            " PRIMARY KEY (response_id, seq))",
+        ),
+    ),
 )
 
 
