@@ -4,8 +4,8 @@ For each server kind the scripted upstream imitates (llama.cpp, vLLM, Ollama, LM
 plain OpenAI-style list), `wirebridge codex` probes it, writes the catalog and merges Codex's
 config; Codex then runs a turn without warning "Model metadata ... not found", and sends its
 `apply_patch` tool and the catalog's prompt. A control run without the catalog shows the warning,
-so the check can fail. A last test has Codex fetch the catalog from the bridge
-(`model_catalog_url` with `env_key`), with no catalog file at all.
+so the check can fail. Codex also fetches the catalog from the bridge (`model_catalog_url` with
+`env_key`, no catalog file at all), and the built-in `openai` provider setup works the same way.
 """
 
 from __future__ import annotations
@@ -208,3 +208,43 @@ async def test_codex_fetches_the_catalog_from_the_bridge(tmp_path: Path) -> None
     assert WARNING not in stderr, stderr[-3000:]
     assert "apply_patch" in chat.tool_names()
     assert key not in "\n".join(bridge.lines)
+
+
+async def test_the_builtin_openai_provider_setup(tmp_path: Path) -> None:
+    """`--openai-provider`: Codex's own provider, `openai_base_url` at the bridge, logged in
+    with one of the bridge's keys; the catalog file works there too."""
+    home, codex_home, work = folders(tmp_path)
+    chat = Chat()
+    key = "bridge-key-for-openai-provider"
+    async with (
+        ScriptedUpstream(default=model_server("vllm", MODELS, chat)) as upstream,
+        serve("--upstream", upstream.base_url, env={"WIREBRIDGE_API_KEYS": key}) as bridge,
+    ):
+        await wirebridge_codex(
+            "--upstream",
+            upstream.base_url,
+            "--bridge-url",
+            f"{bridge.url}/v1",
+            "--codex",
+            str(codex_binary()),
+            "--codex-home",
+            str(codex_home),
+            "--model",
+            "qwen3:8b",
+            "--openai-provider",
+        )
+        with anyio.fail_after(60):
+            login = await anyio.run_process(
+                [str(codex_binary()), "login", "--with-api-key"],
+                input=f"{key}\n".encode(),
+                env=codex_env(home, codex_home),
+                check=False,
+            )
+        assert login.returncode == 0, login.stderr.decode()
+        stderr = await run_codex(home, codex_home, work)
+    config = tomllib.loads((codex_home / "config.toml").read_text())
+    assert config["model_provider"] == "openai"
+    assert config["openai_base_url"] == f"{bridge.url}/v1"
+    assert "model_providers" not in config
+    assert WARNING not in stderr, stderr[-3000:]
+    assert "apply_patch" in chat.tool_names()
