@@ -33,6 +33,7 @@ from ..ops.observe import Observer
 from ..ops.routes import ops_routes
 from ..wire import Response as ResponseObject
 from ..wire import encode
+from .compacting import Compactor
 from .encoder import IdFactory, ResponsesEncoder, random_id
 from .errors import ApiError, map_exception
 from .gate import Gate, send_error
@@ -102,6 +103,7 @@ class ResponsesEndpoint:
         self.config = settings.config
         self.clock = clock
         self.new_id = new_id
+        self.compactor = Compactor.from_settings(settings, new_id=new_id)
 
     def reasoning_summary(self, request: ResponsesRequest) -> bool:
         mode = self.settings.reasoning_summary
@@ -140,17 +142,19 @@ class ResponsesEndpoint:
                 if ignored:
                     log.debug("ignoring unknown request fields: %s", ", ".join(ignored))
             items = await resolve_history(request, runtime.store, scope_tenant(scope))
+            plan = self.compactor.plan(request, items, scope)  # compaction items, a trigger
             provider, upstream_model = self.config.route(request.model)
             state["upstream"] = f"{provider.name}:{upstream_model}"
             chat = await off_loop(
                 len(raw),
                 offload,
                 prepare_chat_request,
-                request.prompt(items),
+                plan.prompt,
                 upstream_model,
                 provider,
             )
             runtime.log_dropped_tools(chat)
+            self.compactor.check(plan, chat.payload)
         except Exception as exc:
             await send_error(send, map_exception(exc))
             return
@@ -188,6 +192,7 @@ class ResponsesEndpoint:
         # A streamed answer's commit bounds the upstream's retries (upstream/budget.py).
         commit_at = relay.commit_at if request.stream else None
         events: AsyncIterator[Event] = runtime.client(provider).stream(chat, commit_at=commit_at)
+        events = self.compactor.events(plan, events)
         try:
             async with anyio.create_task_group() as tg:
 
@@ -311,6 +316,11 @@ def create_app(
         *model_routes(settings.config),
         Route("/v1/responses", responses, methods=["POST"]),
         Route("/responses", responses, methods=["POST"]),  # base_url without /v1
+        *responses.compactor.routes(
+            settings,
+            runtime,
+            lambda scope, receive: read_body(scope, receive, settings.max_body_bytes),
+        ),
         *stored_routes(lambda: runtime().store),
         *ops_routes(),  # /metrics, /console/api/...
         *extra_routes,

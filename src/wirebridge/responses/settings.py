@@ -58,6 +58,9 @@ class BridgeSettings:
     store_write_timeout_s: float = DEFAULT_STORE_WRITE_TIMEOUT_S
     # Metrics, traces and the console (wirebridge.ops).
     ops: OpsSettings = OpsSettings()
+    # Signs compaction tokens (responses/sealed.py); None: $WIREBRIDGE_SECRET, else random.
+    # Bridges sharing a store must share it.
+    compaction_secret: str | None = field(default=None, repr=False)
 
     @property
     def relay_timing(self) -> RelayTiming:

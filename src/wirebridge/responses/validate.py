@@ -64,7 +64,9 @@ HOSTED_ITEM_TYPES = frozenset(
 )
 _HOSTED_SUFFIXES = ("_call", "_call_output", "_output")
 # Kept as they are: resolved (item_reference) or carried (compaction) by other parts.
-PASS_THROUGH_ITEM_TYPES = frozenset({"item_reference", "compaction", "compaction_summary"})
+PASS_THROUGH_ITEM_TYPES = frozenset(
+    {"item_reference", "compaction", "compaction_summary", "compaction_trigger"}
+)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
