@@ -96,6 +96,20 @@ async def test_probe_sends_the_providers_key_and_a_missing_key_is_a_config_error
     assert up.requests[0].headers["authorization"] == "Bearer sk-upstream"
 
 
+@pytest.mark.anyio
+async def test_probe_steps_never_show_credentials() -> None:
+    async with ScriptedUpstream(default=model_server("openai", MODELS, Reply(b""))) as up:
+        base_url = up.base_url.replace("http://", "http://user:pass-secret-1@")
+        provider = Provider(
+            name="up", base_url=base_url, query_params={"api-key": "query-secret-2"}
+        )
+        found = await probe_upstream(provider)
+    assert up.requests[0].path.endswith("?api-key=query-secret-2")  # it was sent
+    shown = "\n".join(found.steps)
+    assert len(found.steps) == 4 and "pass-secret-1" not in shown
+    assert "query-secret-2" not in shown
+
+
 def test_ollama_num_ctx_wins_over_the_trained_length() -> None:
     body = {
         "parameters": "stop x\nnum_ctx 12288",

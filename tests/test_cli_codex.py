@@ -17,6 +17,8 @@ from pathlib import Path
 import anyio
 import pytest
 
+from wirebridge.responses.settings import BridgeSettings
+from wirebridge.responses.testing import passthrough_config, running_bridge
 from wirebridge.testing import Reply, ScriptedUpstream
 from wirebridge.testing.servers import ServedModel, model_server
 
@@ -172,3 +174,35 @@ async def test_no_codex_binary_is_a_clear_error(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert err.startswith(f"error: no Codex binary found at {tmp_path / 'no-codex'}")
     assert "--instructions FILE" in err
+
+
+async def test_a_running_bridge_that_wants_a_key_says_so(tmp_path: Path) -> None:
+    async with (
+        ScriptedUpstream(default=model_server("vllm", MODELS, Reply(b""))) as up,
+        running_bridge(
+            BridgeSettings(passthrough_config(up.base_url), api_keys=frozenset({"k-right"}))
+        ) as bridge,
+    ):
+        no_key = await run(tmp_path, "--bridge-url", bridge.base_url)
+        wrong = await run(
+            tmp_path,
+            "--bridge-url",
+            bridge.base_url,
+            "--env-key",
+            "WB_TEST_KEY",
+            env={"WB_TEST_KEY": "k-wrong"},
+        )
+        right = await run(
+            tmp_path,
+            "--bridge-url",
+            bridge.base_url,
+            "--env-key",
+            "WB_TEST_KEY",
+            env={"WB_TEST_KEY": "k-right"},
+        )
+    assert no_key.code == 1 and "requires one of its API keys: pass --env-key" in no_key.err
+    assert wrong.code == 1 and "the key in $WB_TEST_KEY was refused" in wrong.err
+    assert "k-wrong" not in wrong.err
+    assert right.code == 0, right.err
+    config = (tmp_path / "codex-home" / "config.toml").read_text()
+    assert 'env_key = "WB_TEST_KEY"' in config and "k-right" not in config

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from ..provider import Provider
+from ..redact import redact_url, scrub
 from .servers import (
     ModelFacts,
     parse_llamacpp_props,
@@ -52,6 +53,11 @@ class _Asker:
         self.unreachable = False  # the last request could not reach the server at all
         key = provider.api_key()  # a missing key variable is a ConfigError, before any request
         self.headers = {**provider.headers(), **({"Authorization": f"Bearer {key}"} if key else {})}
+        # Values never shown in a step: the key, header values, query values.
+        self.secrets = [key or "", *self.headers.values(), *(provider.query_params or {}).values()]
+
+    def note(self, method: str, url: str, outcome: str) -> None:
+        self.steps.append(scrub(f"{method} {redact_url(url)}: {outcome}", self.secrets))
 
     async def json(self, method: str, url: str, body: Any = None) -> Any:
         """The answer's JSON, or None (noted) for an error status, a failure or non-JSON."""
@@ -65,17 +71,17 @@ class _Asker:
             )
         except httpx.HTTPError as exc:
             self.unreachable = isinstance(exc, httpx.TransportError)
-            self.steps.append(f"{method} {url}: {type(exc).__name__} {exc}".rstrip())
+            self.note(method, url, f"{type(exc).__name__} {exc}".rstrip())
             return None
         if response.status_code != 200:
-            self.steps.append(f"{method} {url}: HTTP {response.status_code}")
+            self.note(method, url, f"HTTP {response.status_code}")
             return None
         try:
             data = response.json()
         except ValueError:
-            self.steps.append(f"{method} {url}: not JSON")
+            self.note(method, url, "not JSON")
             return None
-        self.steps.append(f"{method} {url}: HTTP 200")
+        self.note(method, url, "HTTP 200")
         return data
 
 

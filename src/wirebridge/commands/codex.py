@@ -54,8 +54,14 @@ async def _from_bridge(bridge_url: str, env_key: str | None) -> list[ModelFacts]
             response = await http.get(
                 url, params={"client_version": f"wirebridge-{__version__}"}, headers=headers
             )
+    except httpx.HTTPError:
+        return []
+    if response.status_code == 401:  # a bridge is there, but wants a key we did not send
+        hint = f"the key in ${env_key} was refused" if key else "pass --env-key VAR"
+        raise ConfigError(f"the bridge at {bridge_url} requires one of its API keys: {hint}")
+    try:
         return parse_codex_catalog(response.json()) if response.status_code == 200 else []
-    except (httpx.HTTPError, ValueError):
+    except ValueError:
         return []
 
 
