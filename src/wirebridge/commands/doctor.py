@@ -21,6 +21,7 @@ from ..doctor.observe import ProbeResult
 from ..doctor.probes import DEFAULT_MAX_TOKENS, Probe
 from ..doctor.runner import DEFAULT_TIMEOUT_S
 from ..errors import ConfigError
+from ..ops.findings import save_findings
 from ..provider import Config, Provider, default_config_path, load_config, parse_config
 from .output import fail
 
@@ -110,6 +111,7 @@ def command(
             provider, model, max_tokens=max_tokens, timeout_s=timeout, progress=_progress
         )
     )
+    save_findings(diagnosis_json(diagnosis))  # the console shows the last findings
     if as_json:
         click.echo(json.dumps(diagnosis_json(diagnosis), indent=2, ensure_ascii=False))
     else:

@@ -9,10 +9,8 @@ from typing import Any
 
 import click
 
-from ..home import wirebridge_home
+from .findings import findings_path
 from .settings import DEFAULT_CAPTURE_BYTES, DEFAULT_RECENT, OpsSettings
-
-DOCTOR_FILE = "doctor.json"
 
 
 def ops_settings(
@@ -42,7 +40,7 @@ def ops_settings(
         capture=capture,
         capture_bytes=capture_bytes,
         tracer_provider=tracer_provider,
-        doctor_report=str(wirebridge_home() / DOCTOR_FILE),
+        doctor_report=str(findings_path()),
     )
 
 
