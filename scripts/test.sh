@@ -93,6 +93,8 @@ if [[ " $need " == *" codex "* ]]; then
 else
   echo "test.sh: no selected test runs Codex CLI; not installing it" >&2
 fi
+# Debian's chromium for the console's browser tests (Playwright drives it; no browser download).
+optional bash scripts/install_chromium.sh
 # llama-server and the llama-cpp-python server for the interop tier, built once per version.
 if [[ " $need " == *" llamacpp "* ]]; then
   optional bash scripts/build_llamacpp.sh
