@@ -13,6 +13,7 @@ import json
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -496,3 +497,35 @@ def _last(fault: Fault) -> Reply | None:
 def test_the_table_has_twenty_rows_or_more_and_unique_names() -> None:
     assert len(FAULTS) >= 20
     assert len({f.name for f in FAULTS}) == len(FAULTS)
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "server.md"
+
+
+def doc_row(fault: Fault) -> str:
+    """The row of docs/server.md's "Upstream faults" table that says what `fault` gives."""
+    if fault.outcome == "error":
+        answer = f"{fault.status} `{fault.code}`" if fault.code else str(fault.status)
+    elif fault.outcome == "failed":
+        answer = f"200, then `response.failed` `{fault.code}`"
+    else:
+        answer = f"200, `response.{fault.outcome}`"
+    headers = ", ".join(f"`{k}: {v}`" for k, v in sorted(fault.headers.items())) or "-"
+    requests = "-" if fault.requests is None else str(fault.requests)
+    options = ", ".join(f"`{k} = {v}`" for k, v in fault.options.items())
+    setup = f"streamed, commit after {fault.commit_after_s} s" if fault.stream else "not streamed"
+    setup += f"; {options}" if options else ""
+    return f"| {fault.name} | {setup} | {answer} | {headers} | {requests} |"
+
+
+def test_the_docs_hold_the_same_table() -> None:
+    """docs/server.md must list each row as the suite runs it (regenerate: `python -m
+    tests.test_upstream_faults`)."""
+    text = DOCS.read_text(encoding="utf-8")
+    missing = [doc_row(f) for f in FAULTS if doc_row(f) not in text]
+    assert not missing, "docs/server.md differs from the fault table:\n" + "\n".join(missing)
+
+
+if __name__ == "__main__":
+    for fault in FAULTS:
+        print(doc_row(fault))
