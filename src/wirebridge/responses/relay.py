@@ -138,7 +138,9 @@ class Relay:
             self.encoder.start()
             # created, in_progress and the first event go out now, on their own: coalescing them
             # with the rest of the upstream read would hold the first byte until it is encoded.
-            await sink.write(self.encoder.take())
+            # (Unless the whole answer is already in: then `_send` records it before the end.)
+            if not self.encoder.finished:
+                await sink.write(self.encoder.take())
             await self._send(sink)
 
     def _refusal(self, exc: BaseException) -> ApiError:
