@@ -204,5 +204,6 @@ async def test_a_running_bridge_that_wants_a_key_says_so(tmp_path: Path) -> None
     assert wrong.code == 1 and "the key in $WB_TEST_KEY was refused" in wrong.err
     assert "k-wrong" not in wrong.err
     assert right.code == 0, right.err
+    assert "next: export WB_TEST_KEY=<one of the bridge's WIREBRIDGE_API_KEYS>" in right.err
     config = (tmp_path / "codex-home" / "config.toml").read_text()
     assert 'env_key = "WB_TEST_KEY"' in config and "k-right" not in config

@@ -304,6 +304,14 @@ def command(
     except ConfigError as exc:
         fail(str(exc))
     click.echo(f"updated {config_file} (model {chosen})", err=True)
+    if openai_provider:
+        click.echo(
+            "next: log Codex in with a key the bridge accepts (any, if it runs without "
+            "WIREBRIDGE_API_KEYS): codex login --with-api-key",
+            err=True,
+        )
+    elif env_key:
+        click.echo(f"next: export {env_key}=<one of the bridge's WIREBRIDGE_API_KEYS>", err=True)
 
 
 def _default_model(config_path: Path | None, upstream: str | None) -> str | None:
