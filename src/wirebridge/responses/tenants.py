@@ -53,12 +53,13 @@ def parse_tenant_groups(data: Mapping[str, Any], where: str = "") -> dict[str, f
         if not isinstance(ids, list) or not ids:
             raise ConfigError(f'tenants.{name} needs key_ids = ["<key id>", ...]{where}')
         members: set[str] = set()
-        for value in ids:
+        for n, value in enumerate(ids):
             text = value.strip().lower() if isinstance(value, str) else ""
             if len(text) < KEY_ID_HEX or len(text) > 64 or not _HEX.match(text):
+                # Not echoed: a key pasted here by mistake must not reach a log.
                 raise ConfigError(
-                    f"tenants.{name}.key_ids: {value!r} is not a key id (the first "
-                    f"{KEY_ID_HEX} hex digits of the key's SHA-256){where}"
+                    f"tenants.{name}.key_ids[{n}] is not a key id (the first "
+                    f"{KEY_ID_HEX} hex digits of the key's SHA-256, not the key){where}"
                 )
             kid = text[:KEY_ID_HEX]
             if owner.setdefault(kid, name) != name:
