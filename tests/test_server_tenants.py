@@ -9,6 +9,7 @@ holds a key id, never a key; and `item_reference` input resolves only the caller
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -289,3 +290,19 @@ async def test_two_bridges_on_one_postgres_agree_on_tenants_and_groups(
     assert tenants[made.id] == "group:team"
     assert tenants[bob_own.id] == f"key:{key_id(BOB)}"
     assert len(upstream.requests) == 3  # Bob's continuation never went upstream
+
+
+async def test_the_access_log_names_the_tenant_never_the_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="wirebridge.access"):
+        async with (
+            ScriptedUpstream(default=echo) as upstream,
+            keyed_bridge(tmp_path / "responses.db", upstream) as base_url,
+            http(base_url, ALICE) as alice,
+        ):
+            made = (await alice.post("/responses", json={"model": "m", "input": "hi"})).json()
+            await alice.get(f"/responses/{made['id']}")
+    records = [r for r in caplog.records if r.name == "wirebridge.access"]
+    assert [r.access["tenant"] for r in records] == [f"key:{key_id(ALICE)}"] * 2  # type: ignore[attr-defined]
+    assert all(ALICE not in r.getMessage() for r in caplog.records)

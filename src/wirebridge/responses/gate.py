@@ -155,7 +155,8 @@ def _log_access(scope: Scope, state: dict[str, Any], seen: dict[str, Any], elaps
         "bytes": seen["bytes"],
         "request_id": state.get("request_id"),
     }
-    for key in ("model", "upstream", "stream", "response_id", "outcome", "disconnected"):
+    # `tenant` is a key id or a group name (tenants.py), never a key.
+    for key in ("model", "upstream", "stream", "response_id", "outcome", "disconnected", "tenant"):
         if key in state:
             fields[key] = state[key]
     # Path and model are the client's: escaped so no field can forge a line (text or JSON).
