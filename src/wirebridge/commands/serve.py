@@ -256,7 +256,7 @@ def command(
         ", no response store" if no_store else "",
     )
     try:
-        limits = ServerLimits(max_connections, keep_alive_timeout)
+        limits = ServerLimits(max_connections, keep_alive_timeout, ws_max_bytes=max_body_bytes)
         run(create_app(settings), host, port, grace_s=shutdown_grace, limits=limits)
     except OSError as exc:
         click.echo(f"wirebridge serve: cannot listen on {host}:{port}: {exc}", err=True)

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -24,16 +25,19 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..chat.request import prepare_chat_request
+from ..chat.request import ChatRequest, prepare_chat_request
 from ..events import Event
+from ..items import Item
 from ..ops.observe import Observer
 from ..ops.routes import ops_routes
+from ..provider import Provider
+from ..store import Store
 from ..wire import Response as ResponseObject
 from ..wire import encode
-from .compacting import Compactor
+from .compacting import Compactor, Plan
 from .encoder import IdFactory, ResponsesEncoder, random_id
 from .errors import ApiError, map_exception
 from .gate import Gate, send_error
@@ -46,6 +50,7 @@ from .runtime import Runtime
 from .settings import BridgeSettings
 from .stored import stored_routes
 from .tenants import scope_tenant
+from .websocket import ResponsesSocket
 
 log = logging.getLogger("wirebridge.server")
 
@@ -87,6 +92,20 @@ class _SseSink:
         await self.send({"type": "http.response.body", "body": data, "more_body": False})
 
 
+History = Callable[[ResponsesRequest, Store | None, str | None], Awaitable[list[Item]]]
+
+
+@dataclass(slots=True)
+class Turn:
+    """One prepared turn: the request, the full history sent upstream, and the Chat request."""
+
+    request: ResponsesRequest
+    items: list[Item]
+    plan: Plan
+    provider: Provider
+    chat: ChatRequest
+
+
 class ResponsesEndpoint:
     """`POST /v1/responses`, streamed or whole."""
 
@@ -119,6 +138,37 @@ class ResponsesEndpoint:
         finally:
             slot.release()
 
+    async def prepare_turn(
+        self,
+        runtime: Runtime,
+        scope: Scope,
+        state: dict[str, Any],
+        raw: bytes,
+        *,
+        history: History = resolve_history,
+    ) -> Turn:
+        """body -> request -> history -> compaction plan -> route -> Chat request: one turn,
+        whichever transport carries it (an HTTP body here, a WebSocket message in websocket.py,
+        which resolves `previous_response_id` from its connection first: `history`)."""
+        offload = self.settings.offload_bytes
+        parse = partial(parse_request, default_model=self.config.default_model)
+        request = await off_loop(len(raw), offload, parse, raw)
+        state["model"], state["stream"] = request.model, request.stream
+        if log.isEnabledFor(logging.DEBUG):
+            ignored = unknown_fields(raw)
+            if ignored:
+                log.debug("ignoring unknown request fields: %s", ", ".join(ignored))
+        items = await history(request, runtime.store, scope_tenant(scope))
+        plan = self.compactor.plan(request, items, scope)  # compaction items, a trigger
+        provider, upstream_model = self.config.route(request.model)
+        state["upstream"] = f"{provider.name}:{upstream_model}"
+        chat = await off_loop(
+            len(raw), offload, prepare_chat_request, plan.prompt, upstream_model, provider
+        )
+        runtime.log_dropped_tools(chat)
+        self.compactor.check(plan, chat.payload)
+        return Turn(request, items, plan, provider, chat)
+
     async def _respond(
         self,
         runtime: Runtime,
@@ -128,36 +178,16 @@ class ResponsesEndpoint:
         state: dict[str, Any],
         slot: StreamSlot,
     ) -> None:
-        offload = self.settings.offload_bytes
         try:
             raw = await read_within(
                 self.settings.body_timeout_s,
                 read_body(scope, receive, self.settings.max_body_bytes),
             )
-            parse = partial(parse_request, default_model=self.config.default_model)
-            request = await off_loop(len(raw), offload, parse, raw)
-            state["model"], state["stream"] = request.model, request.stream
-            if log.isEnabledFor(logging.DEBUG):
-                ignored = unknown_fields(raw)
-                if ignored:
-                    log.debug("ignoring unknown request fields: %s", ", ".join(ignored))
-            items = await resolve_history(request, runtime.store, scope_tenant(scope))
-            plan = self.compactor.plan(request, items, scope)  # compaction items, a trigger
-            provider, upstream_model = self.config.route(request.model)
-            state["upstream"] = f"{provider.name}:{upstream_model}"
-            chat = await off_loop(
-                len(raw),
-                offload,
-                prepare_chat_request,
-                plan.prompt,
-                upstream_model,
-                provider,
-            )
-            runtime.log_dropped_tools(chat)
-            self.compactor.check(plan, chat.payload)
+            turn = await self.prepare_turn(runtime, scope, state, raw)
         except Exception as exc:
             await send_error(send, map_exception(exc))
             return
+        request, plan, provider, chat = turn.request, turn.plan, turn.provider, turn.chat
         refused = slot.take()
         if refused is not None:
             await send_error(send, refused)
@@ -311,11 +341,14 @@ def create_app(
         return Response(error.encode(), exc.status_code, media_type="application/json")
 
     responses = ResponsesEndpoint(settings, runtime, clock=clock, new_id=new_id)
+    socket = ResponsesSocket(responses, runtime, settings.websocket, clock=clock, new_id=new_id)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         *model_routes(settings.config),
         Route("/v1/responses", responses, methods=["POST"]),
         Route("/responses", responses, methods=["POST"]),  # base_url without /v1
+        WebSocketRoute("/v1/responses", socket),  # GET with Upgrade: websocket
+        WebSocketRoute("/responses", socket),
         *responses.compactor.routes(
             settings,
             runtime,

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import uvicorn
 from starlette.types import ASGIApp
 
+from .settings import DEFAULT_MAX_BODY_BYTES
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
 DEFAULT_GRACE_S = 30.0
@@ -71,6 +73,12 @@ class ServerLimits:
     max_connections: int | None = DEFAULT_MAX_CONNECTIONS
     keep_alive_s: int = DEFAULT_KEEP_ALIVE_S
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    # WebSockets (responses/websocket.py): a message over `ws_max_bytes` (the body limit) is
+    # refused from its frame header with close 1009, never buffered; pings every interval, and
+    # a client that does not answer one within the timeout is closed.
+    ws_max_bytes: int = DEFAULT_MAX_BODY_BYTES
+    ws_ping_interval_s: float | None = 20.0
+    ws_ping_timeout_s: float | None = 20.0
 
 
 def _config(
@@ -87,6 +95,10 @@ def _config(
         timeout_keep_alive=limits.keep_alive_s,
         limit_concurrency=limits.max_connections,
         h11_max_incomplete_event_size=limits.max_header_bytes,
+        ws_max_size=limits.ws_max_bytes,
+        ws_ping_interval=limits.ws_ping_interval_s,
+        ws_ping_timeout=limits.ws_ping_timeout_s,
+        ws_per_message_deflate=True,  # Codex offers permessage-deflate
     )
 
 

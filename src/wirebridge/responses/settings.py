@@ -14,6 +14,7 @@ from ..provider import Config
 from ..store import DEFAULT_TTL_SECONDS, Store
 from ..ops.settings import OpsSettings
 from .relay import DEFAULT_COMMIT_AFTER_S, DEFAULT_HEARTBEAT_S, RelayTiming
+from .socketwire import SocketSettings
 
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_CONCURRENT_STREAMS = 256
@@ -61,6 +62,8 @@ class BridgeSettings:
     # Signs compaction tokens (responses/sealed.py); None: $WIREBRIDGE_SECRET, else random.
     # Bridges sharing a store must share it.
     compaction_secret: str | None = field(default=None, repr=False)
+    # The WebSocket transport's limits (socketwire.py): age, idle time, socket cap.
+    websocket: SocketSettings = SocketSettings()
 
     @property
     def relay_timing(self) -> RelayTiming:

@@ -16,7 +16,7 @@ import msgspec
 from ..jsontypes import JSON
 from ..provider import Config, Provider
 from .app import create_app
-from .runner import RunningBridge, running
+from .runner import RunningBridge, ServerLimits, running
 from .settings import BridgeSettings
 
 
@@ -32,6 +32,8 @@ async def running_bridge(
     """`async with running_bridge(config) as bridge:` then `bridge.base_url` (…/v1)."""
     if isinstance(settings, Config):
         settings = BridgeSettings(settings)
+    # WebSocket messages share the body limit, as under `wirebridge serve`.
+    kwargs.setdefault("limits", ServerLimits(ws_max_bytes=settings.max_body_bytes))
     async with running(create_app(settings), **kwargs) as server:
         yield server
 

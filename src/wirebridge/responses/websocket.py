@@ -1,0 +1,330 @@
+"""`GET /v1/responses` upgraded to a WebSocket: the Responses API over one long connection.
+
+Codex speaks it on the `openai` provider and on a provider table with `supports_websockets`;
+the openai SDK's `client.responses.connect()` speaks it too. Each `response.create` message is
+one turn, prepared exactly as an HTTP body is (`ResponsesEndpoint.prepare_turn`) and streamed
+by the same `Relay` and encoder, into a sink that sends one text frame per event.
+
+This module is the I/O shell; what the messages and frames mean is `socketwire.py`. It owns:
+- the upgrade: the gate already checked the key; a cap on open sockets (an HTTP 503 before
+  accepting); the `x-codex-turn-state` header Codex reads and echoes (sticky routing);
+- one turn at a time: messages that arrive while a turn runs wait their turn (in order, at most
+  `max_queued`), so two streams never interleave; a turn's frames are never split by another's;
+- the chain: each finished response's full history goes to the connection's `ChainCache`, so
+  `previous_response_id` continues with `store: false`; otherwise the store answers, and a
+  response held only by another process's connection is `previous_response_not_found`, on
+  which Codex sends the whole history again;
+- the connection's end: the client going away cancels its upstream request at once; an idle
+  connection closes after `idle_s`; one older than `max_age_s` answers its next turn (or, idle,
+  at once) with `websocket_connection_limit_reached` and closes.
+Ping/pong, permessage-deflate and the message size limit (close 1009, refused from the frame
+header, before the payload is read) are uvicorn's (runner.py passes them on).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ..events import Completed, Event
+from ..items import Item, parse_items
+from ..store import Store
+from ..wire import Response, to_json
+from .encoder import IdFactory, ResponsesEncoder, random_id
+from .errors import ApiError, map_exception
+from .gate import refuse_websocket
+from .history import record_response, resolve_history
+from .intake import StreamSlot
+from .references import resolve_references
+from .relay import Relay
+from .request import ResponsesRequest
+from .runtime import Runtime
+from .socketwire import (
+    CLOSE_BAD_DATA,
+    CLOSE_NORMAL,
+    CLOSE_POLICY,
+    CLOSE_TOO_BIG,
+    CLOSE_UNSUPPORTED,
+    CREATE,
+    BadMessage,
+    ChainCache,
+    ClientMessage,
+    SocketSettings,
+    connection_limit_reached,
+    error_frame,
+    messages_of,
+    read_message,
+    unknown_kind,
+)
+from .tenants import scope_tenant
+
+if TYPE_CHECKING:  # app.py mounts this endpoint
+    from .app import ResponsesEndpoint, Turn
+
+log = logging.getLogger("wirebridge.server")
+TURN_STATE = b"x-codex-turn-state"
+CLOSE_TIMEOUT_S = 1.0
+
+
+class ResponsesSocket:
+    """The ASGI endpoint for WebSocket scopes on `/v1/responses`."""
+
+    def __init__(
+        self,
+        endpoint: ResponsesEndpoint,
+        runtime: Callable[[], Runtime],
+        settings: SocketSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+        new_id: IdFactory = random_id,
+    ):
+        self.endpoint = endpoint
+        self.runtime = runtime
+        self.settings = settings
+        self.clock = clock
+        self.new_id = new_id
+        self.open = 0
+        # This process's routing token: a balancer keyed on it keeps a client on one bridge.
+        self.turn_state = f"wb-{uuid.uuid4().hex}".encode()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if (await receive())["type"] != "websocket.connect":
+            return
+        if self.open >= self.settings.max_sockets:
+            await refuse_websocket(scope, send, _too_many(self.settings.max_sockets))
+            return
+        self.open += 1
+        try:
+            echoed = dict(scope["headers"]).get(TURN_STATE)
+            headers = [(TURN_STATE, echoed or self.turn_state)]
+            await send({"type": "websocket.accept", "headers": headers})
+            await _Connection(self, scope, receive, send).run()
+        finally:
+            self.open -= 1
+
+
+def _too_many(limit: int) -> ApiError:
+    return ApiError(
+        503,
+        f"the bridge holds its maximum of {limit} WebSocket connections; retry shortly, "
+        "or use HTTP",
+        "server_error",
+        code="overloaded",
+        headers={"Retry-After": "1"},
+    )
+
+
+class _Connection:
+    """One accepted socket: a reader task queues messages, the turn loop answers them."""
+
+    def __init__(self, owner: ResponsesSocket, scope: Any, receive: Any, send: Any):
+        self.owner = owner
+        self.settings = owner.settings
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.cache = ChainCache(self.settings.chain_entries)
+        self.queue: deque[ClientMessage | BaseException] = deque()
+        self.wake = anyio.Event()
+        self.opened = anyio.current_time()
+        self.closing: tuple[int, str] | None = None  # a close decided by the reader
+        self.gone = False  # the client closed or went away
+
+    async def run(self) -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._read, tg.cancel_scope)
+            await self._turns()
+            tg.cancel_scope.cancel()
+        if not self.gone:
+            code, reason = self.closing or (CLOSE_NORMAL, "")
+            await self._close(code, reason)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def _read(self, scope: anyio.CancelScope) -> None:
+        limit = self.owner.endpoint.settings.max_body_bytes
+        while True:
+            message = await self.receive()
+            kind = message["type"]
+            if kind == "websocket.disconnect":
+                self.gone = True
+                scope.cancel()  # the running turn and its upstream request end now
+                return
+            text = message.get("text")
+            if text is None:
+                self._stop(CLOSE_UNSUPPORTED, "binary frames are not supported; send JSON text")
+                return
+            if len(text) > limit:  # uvicorn's ws_max_size is the first line; this the second
+                self._stop(CLOSE_TOO_BIG, f"message larger than {limit} bytes (--max-body-bytes)")
+                return
+            if len(self.queue) >= self.settings.max_queued:
+                self._stop(CLOSE_POLICY, "too many response.create messages queued")
+                scope.cancel()
+                return
+            try:
+                self.queue.append(read_message(text))
+            except (ApiError, BadMessage) as exc:
+                self.queue.append(exc)
+            self.wake.set()
+
+    def _stop(self, code: int, reason: str) -> None:
+        self.closing = (code, reason)
+        self.wake.set()
+
+    # -- answering ---------------------------------------------------------------------------
+
+    async def _turns(self) -> None:
+        max_age = self.settings.max_age_s
+        while True:
+            deadline = self.opened + max_age
+            if not self.queue and self.closing is None:
+                idle, now = self.settings.idle_s, anyio.current_time()
+                until = deadline if idle is None else min(deadline, now + idle)
+                with anyio.move_on_after(max(0.0, until - now)):
+                    await self.wake.wait()
+                self.wake = anyio.Event()
+            if anyio.current_time() >= deadline:
+                await self._frame(error_frame(connection_limit_reached(max_age)))
+                return
+            if self.closing is not None:
+                return
+            if not self.queue:
+                self.closing = (CLOSE_NORMAL, "idle timeout")
+                return
+            item = self.queue.popleft()
+            if isinstance(item, BadMessage):
+                await self._frame(error_frame(ApiError.invalid(str(item), code="invalid_json")))
+                self.closing = (CLOSE_BAD_DATA, "invalid JSON")
+                return
+            if isinstance(item, BaseException):
+                await self._frame(error_frame(map_exception(item)))
+            elif item.kind != CREATE:
+                await self._frame(error_frame(unknown_kind(item.kind)))
+            else:
+                await self._turn(item)
+
+    async def _turn(self, message: ClientMessage) -> None:
+        endpoint, runtime = self.owner.endpoint, self.owner.runtime()
+        state: dict[str, Any] = {}
+        try:
+            turn = await endpoint.prepare_turn(
+                runtime, self.scope, state, message.body, history=self._history
+            )
+        except Exception as exc:
+            await self._frame(error_frame(map_exception(exc)))
+            return
+        if not message.generate:
+            await self._prewarm(runtime, turn)
+            return
+        slot = StreamSlot(runtime, endpoint.settings.max_concurrent_streams)
+        refused = slot.take()
+        if refused is not None:
+            await self._frame(error_frame(refused))
+            return
+        try:
+            await self._stream(runtime, turn)
+        finally:
+            slot.release()
+
+    async def _stream(self, runtime: Runtime, turn: Turn) -> None:
+        endpoint = self.owner.endpoint
+        relay = Relay(
+            self._encoder(turn),
+            record=self._recorder(runtime, turn),
+            upstream_url=turn.provider.chat_url,
+            timing=endpoint.settings.relay_timing,
+        )
+        stream = runtime.client(turn.provider).stream(turn.chat, commit_at=relay.commit_at)
+        events: AsyncIterator[Event] = endpoint.compactor.events(turn.plan, stream)
+        try:
+            await relay.stream(events, _SocketSink(self))
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT_S):
+                aclose = getattr(events, "aclose", None)  # closes the upstream connection
+                if aclose is not None:
+                    await aclose()
+
+    async def _prewarm(self, runtime: Runtime, turn: Turn) -> None:
+        """`generate: false`: a response with no output, and no upstream call."""
+        encoder = self._encoder(turn)
+        encoder.feed(Completed())  # created, in_progress, completed
+        try:
+            await self._recorder(runtime, turn)(encoder.response)
+        except Exception as exc:
+            log.warning("prewarm %s was not stored: %s", encoder.response.id, exc)
+            encoder.unstore()
+        await _SocketSink(self).write(encoder.take())
+
+    def _encoder(self, turn: Turn) -> ResponsesEncoder:
+        owner = self.owner
+        return ResponsesEncoder(
+            turn.request.response(owner.new_id("resp"), int(owner.clock())),
+            new_id=owner.new_id,
+            reasoning_summary=owner.endpoint.reasoning_summary(turn.request),
+        )
+
+    def _recorder(self, runtime: Runtime, turn: Turn) -> Callable[[Response], Any]:
+        async def record(response: Response) -> None:
+            output = parse_items(to_json(response)["output"])
+            self.cache.put(response.id, [*turn.items, *output])
+            await record_response(
+                runtime.store,
+                turn.request,
+                response,
+                tenant=scope_tenant(self.scope),
+                timeout_s=self.owner.endpoint.settings.store_write_timeout_s,
+            )
+
+        return record
+
+    async def _history(
+        self, request: ResponsesRequest, store: Store | None, tenant: str | None
+    ) -> list[Item]:
+        """This connection's chain first (it has responses the store never saw), then the
+        store's; neither: `previous_response_not_found`."""
+        previous = request.previous_response_id
+        chain = self.cache.get(previous) if previous is not None else None
+        if chain is None:
+            return await resolve_history(request, store, tenant)
+        request.items = await resolve_references(request.items, store, tenant)
+        return [*chain, *request.items]
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def _frame(self, data: bytes) -> None:
+        await self.send({"type": "websocket.send", "text": data.decode()})
+
+    async def _close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(OSError):  # uvicorn's ClientDisconnected: the client left
+            await self.send({"type": "websocket.close", "code": code, "reason": reason})
+
+
+class _SocketSink:
+    """The relay's output as WebSocket text frames: one per event, nothing before the first."""
+
+    def __init__(self, connection: _Connection):
+        self.connection = connection
+
+    async def refuse(self, error: ApiError) -> None:
+        await self.connection._frame(error_frame(error))
+
+    async def commit(self) -> None:
+        pass  # no headers: the first event is the start
+
+    async def write(self, data: bytes) -> None:
+        send = self.connection.send
+        for message in messages_of(data):
+            await send({"type": "websocket.send", "text": message.decode()})
+
+    async def keepalive(self) -> None:
+        pass  # the server's pings keep the socket alive; an event frame would be a lie
+
+    async def finish(self, data: bytes) -> None:
+        await self.write(data)
