@@ -26,6 +26,7 @@ from ..errors import ConfigError
 from ..ops.options import ops_options, ops_settings
 from ..provider import Config, Provider, load_config
 from ..responses.app import create_app
+from ..responses.background import DEFAULT_LEASE_S, DEFAULT_RETENTION_S, BackgroundSettings
 from ..responses.gate import parse_api_keys
 from ..responses.logs import configure_logging
 from ..responses.runner import (
@@ -183,6 +184,20 @@ def build_config(
     show_default=True,
     help="Also stream reasoning as a summary part (auto: when the request asks for a summary).",
 )
+@click.option(
+    "--background-lease",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_LEASE_S,
+    show_default=True,
+    help="Seconds after which a background run whose bridge stopped (kill -9) is marked failed.",
+)
+@click.option(
+    "--background-retention",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_RETENTION_S,
+    show_default=True,
+    help="Seconds a finished background run's event log stays resumable.",
+)
 @ops_options  # --metrics, --capture, --otel, ... (wirebridge.ops)
 def command(
     host: str,
@@ -205,6 +220,8 @@ def command(
     keep_alive_timeout: int,
     shutdown_grace: float,
     reasoning_summary: str,
+    background_lease: float,
+    background_retention: float,
     ops_options: dict[str, Any],
 ) -> None:
     """Serve /v1/responses in front of Chat Completions upstreams."""
@@ -246,6 +263,9 @@ def command(
         store_write_timeout_s=store_timeout,
         tenant_groups=tenant_groups,
         ops=ops_settings(is_loopback(host), **ops_options),
+        background=BackgroundSettings(
+            lease_s=background_lease, retention_s=background_retention, drain_s=shutdown_grace
+        ),
     )
     log.info(
         "wirebridge %s: default provider %s (%s)%s%s",

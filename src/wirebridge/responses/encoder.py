@@ -201,6 +201,15 @@ class ResponsesEncoder:
         self._lifecycle("response.failed")
         self.finished = True
 
+    def cancel(self) -> None:
+        """A cancelled background run: open items closed as incomplete (what was streamed is
+        kept), status `cancelled`. The API sends no terminal event for it: the stream ends."""
+        if self.finished:
+            return
+        self._close_cut_short()
+        self.response.status = "cancelled"
+        self.finished = True
+
     def _close_cut_short(self) -> None:
         """Every open item's closing events (`.done`, `content_part.done`, `output_item.done`),
         with the text streamed so far and status `incomplete`."""

@@ -17,6 +17,7 @@ from ..redact import redact_dsn
 from ..store import Store, background_expiry, open_store, parse_store_url
 from ..upstream.client import Client
 from ..upstream.pool import UpstreamPools
+from .background import BackgroundRuns
 from .settings import BridgeSettings
 
 log = logging.getLogger("wirebridge.server")
@@ -29,6 +30,7 @@ class Runtime:
         self.store = self.ops.observe_store(store)  # timed for the metrics and traces
         self.pools = pools
         self.active = 0  # answers being produced now (the concurrency limit counts these)
+        self.background: BackgroundRuns | None = None  # runs owned by this server (a store)
         self._dropped_logged: set[str] = set()
 
     @classmethod
@@ -54,6 +56,10 @@ class Runtime:
             names = {config.default_provider, *(r.provider for r in config.routes.values())}
             pools.warm(config.provider(name) for name in sorted(names))
             runtime = cls(settings, store, pools)
+            if store is not None:  # after the pools, so runs drain before the pools close
+                runtime.background = await stack.enter_async_context(
+                    BackgroundRuns.open(store, settings.background)
+                )
             stack.callback(runtime.ops.close)
             yield runtime
 

@@ -13,6 +13,7 @@ from typing import Literal
 from ..provider import Config
 from ..store import DEFAULT_TTL_SECONDS, Store
 from ..ops.settings import OpsSettings
+from .background import BackgroundSettings
 from .relay import DEFAULT_COMMIT_AFTER_S, DEFAULT_HEARTBEAT_S, RelayTiming
 from .socketwire import SocketSettings
 
@@ -59,6 +60,8 @@ class BridgeSettings:
     store_write_timeout_s: float = DEFAULT_STORE_WRITE_TIMEOUT_S
     # Metrics, traces and the console (wirebridge.ops).
     ops: OpsSettings = OpsSettings()
+    # Background runs: leases, polling, event-log retention, shutdown drain (background.py).
+    background: BackgroundSettings = field(default_factory=BackgroundSettings)
     # Signs compaction tokens (responses/sealed.py); None: $WIREBRIDGE_SECRET, else random.
     # Bridges sharing a store must share it.
     compaction_secret: str | None = field(default=None, repr=False)

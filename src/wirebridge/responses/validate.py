@@ -81,11 +81,10 @@ def check_body(body: ResponsesBody, model: str) -> None:
             f"Invalid value for 'model': longer than {MODEL_MAX_CHARS} characters",
             param="model",
         )
-    if body.background:
+    if body.background and body.store is False:
         raise ApiError.invalid(
-            "background mode is not supported by this bridge; send background: false",
+            "background mode requires store: true (the run is kept in the response store)",
             param="background",
-            code="unsupported_parameter",
         )
     _in_range("temperature", body.temperature, TEMPERATURE_RANGE)
     _in_range("top_p", body.top_p, TOP_P_RANGE)

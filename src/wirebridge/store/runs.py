@@ -38,6 +38,8 @@ UPDATE_PROGRESS = (
     "UPDATE runs SET last_seq = $2, response = COALESCE($3, response), status = 'in_progress'"
     f" WHERE id = $1 AND {_ACTIVE_SQL}"
 )
+# $1 id, $2 snapshot
+UPDATE_SNAPSHOT = f"UPDATE runs SET response = $2 WHERE id = $1 AND {_ACTIVE_SQL}"
 # $1 id, $2 last seq, $3 status, $4 response, $5 ended_at
 FINISH = (
     "UPDATE runs SET last_seq = $2, status = $3, response = $4, ended_at = $5"
@@ -53,7 +55,9 @@ SELECT_EVENTS = (
     "SELECT seq, data FROM run_events WHERE response_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
 )
 # $1 id, $2 tenant
-REQUEST_CANCEL = f"UPDATE runs SET cancel_requested = 1 WHERE id = $1 AND {_VISIBLE} AND {_ACTIVE_SQL}"
+REQUEST_CANCEL = (
+    f"UPDATE runs SET cancel_requested = 1 WHERE id = $1 AND {_VISIBLE} AND {_ACTIVE_SQL}"
+)
 # $1 owner
 CANCEL_REQUESTS = f"SELECT id FROM runs WHERE owner = $1 AND cancel_requested = 1 AND {_ACTIVE_SQL}"
 # $1 owner, $2 lease_until
@@ -110,22 +114,26 @@ class RunLog(ABC):
         expires_at: float | None,
     ) -> None:
         exp = None if expires_at is None else math.ceil(expires_at)
-        params = (run_id, tenant, "queued", response, owner, math.ceil(lease_until), created_at, exp)
+        params = (
+            run_id,
+            tenant,
+            "queued",
+            response,
+            owner,
+            math.ceil(lease_until),
+            created_at,
+            exp,
+        )
         await self._tx([(INSERT_RUN, params)])
 
     async def append(self, run_id: str, frames: Frames, snapshot: str | None) -> None:
         """Persist frames (and the live Response, when given) in one transaction."""
         if not frames and snapshot is None:
             return
-        last = frames[-1][0] if frames else -1
-        update = (UPDATE_PROGRESS, (run_id, last, snapshot))
         if not frames:
-            update = (
-                "UPDATE runs SET response = $2 WHERE id = $1 AND " + _ACTIVE_SQL,
-                (run_id, snapshot),
-            )
-            await self._tx([update])
+            await self._tx([(UPDATE_SNAPSHOT, (run_id, snapshot))])
             return
+        update = (UPDATE_PROGRESS, (run_id, frames[-1][0], snapshot))
         rows = tuple((run_id, seq, data) for seq, data in frames)
         await self._tx([update, (INSERT_EVENT, rows)], many=1)
 
@@ -152,7 +160,9 @@ class RunLog(ABC):
         status, response, last_seq, owner, cancel = rows[0]
         return RunRow(str(status), str(response), int(last_seq), str(owner), bool(cancel))
 
-    async def events_after(self, run_id: str, after: int, limit: int = 1000) -> list[tuple[int, str]]:
+    async def events_after(
+        self, run_id: str, after: int, limit: int = 1000
+    ) -> list[tuple[int, str]]:
         rows = await self._fetch(SELECT_EVENTS, (run_id, after, limit))
         return [(int(seq), str(data)) for seq, data in rows]
 

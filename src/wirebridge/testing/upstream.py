@@ -51,6 +51,9 @@ class Reply:
     head_delay_s: float = 0.0  # wait this long before the status line (a server slow to answer)
     repeat: bytes | None = None  # after the body, write this every `drip_s` until the client leaves
     raw: bytes | None = None  # write these bytes instead of an HTTP answer, then close
+    # after `hold_after` body bytes, wait until the test sets `hold` (or the client leaves)
+    hold: asyncio.Event | None = None
+    hold_after: int = 0
 
 
 @dataclass
@@ -184,6 +187,13 @@ class ScriptedUpstream:
             limit = min(limit, reply.stall_after)
         if reply.disconnect_after is not None:
             limit = min(limit, reply.disconnect_after)
+        if reply.hold is not None:
+            for piece in self._pieces(reply, body[: reply.hold_after]):
+                writer.write(piece)
+                await writer.drain()
+            if not await self._held(reply.hold, reader):
+                return
+            body, limit = body[reply.hold_after :], max(0, limit - reply.hold_after)
         for piece in self._pieces(reply, body[:limit]):
             writer.write(piece)
             await writer.drain()
@@ -203,6 +213,16 @@ class ScriptedUpstream:
             await asyncio.wait({waiter, stall}, return_when=asyncio.FIRST_COMPLETED)
             for task in (waiter, stall):
                 task.cancel()
+
+    @staticmethod
+    async def _held(hold: asyncio.Event, reader: asyncio.StreamReader) -> bool:
+        """Wait for `hold`; False when the client went away first."""
+        gone = asyncio.ensure_future(reader.read(1))
+        released = asyncio.ensure_future(hold.wait())
+        await asyncio.wait({gone, released}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (gone, released):
+            task.cancel()
+        return released.done() and not released.cancelled()
 
     @staticmethod
     async def _repeat(
