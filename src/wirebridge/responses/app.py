@@ -46,6 +46,7 @@ from .intake import StreamSlot, off_loop, read_within
 from .models import model_routes
 from .relay import Relay
 from .request import ResponsesRequest, parse_request, unknown_fields
+from .runroutes import answer_background, run_routes
 from .runtime import Runtime
 from .settings import BridgeSettings
 from .stored import stored_routes
@@ -197,7 +198,7 @@ class ResponsesEndpoint:
         encoder = ResponsesEncoder(
             request.response(response_id, int(self.clock())),
             new_id=self.new_id,
-            frames=request.stream,
+            frames=request.stream or bool(request.body.background),
             reasoning_summary=self.reasoning_summary(request),
         )
 
@@ -223,6 +224,17 @@ class ResponsesEndpoint:
         commit_at = relay.commit_at if request.stream else None
         events: AsyncIterator[Event] = runtime.client(provider).stream(chat, commit_at=commit_at)
         events = self.compactor.events(plan, events)
+        if request.body.background:  # the server owns the run; this request only starts it
+            await answer_background(
+                runtime.background,
+                relay,
+                events,
+                stream=request.stream,
+                scope=scope,
+                receive=receive,
+                send=send,
+            )
+            return
         try:
             async with anyio.create_task_group() as tg:
 
@@ -354,6 +366,7 @@ def create_app(
             runtime,
             lambda scope, receive: read_body(scope, receive, settings.max_body_bytes),
         ),
+        *run_routes(lambda: (runtime().store, runtime().background)),  # before stored_routes
         *stored_routes(lambda: runtime().store),
         *ops_routes(),  # /metrics, /console/api/...
         *extra_routes,
