@@ -157,7 +157,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ["", *decode_section(results["decode"])]
     if "growth" in results:
         lines += ["", *growth_section(results["growth"], results.get("long_arguments"))]
-    for name in ("bridge", "concurrency", "stall"):
+    for name in ("bridge", "concurrency", "stall", "ops"):
         data = results.get(name)
         if data is None:
             continue
@@ -167,6 +167,10 @@ def markdown(results: dict[str, Any]) -> str:
             import stall
 
             lines += ["", *stall.markdown(data)]
+        elif name == "ops":
+            import ops_bench
+
+            lines += ["", *ops_bench.markdown(data)]
         else:
             import server_bench
 

@@ -34,7 +34,7 @@ import growth  # noqa: E402
 import procs  # noqa: E402
 import report  # noqa: E402
 
-SECTIONS = ("decode", "growth", "bridge", "concurrency", "stall")
+SECTIONS = ("decode", "growth", "bridge", "concurrency", "stall", "ops")
 
 
 def machine() -> dict[str, Any]:
@@ -119,7 +119,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 upstream.base_url, 1 if quick else 3
             )
             report.progress("growth", results["growth"])
-        server_sections = only & {"bridge", "concurrency", "stall"}
+        server_sections = only & {"bridge", "concurrency", "stall", "ops"}
         if server_sections:
             why = server_available()
             for name in sorted(server_sections):
@@ -129,6 +129,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     import stall
 
                     results[name] = await stall.run(upstream, quick)
+                elif name == "ops":
+                    import ops_bench
+
+                    results[name] = await ops_bench.run(upstream, quick)
                 else:
                     import server_bench
 
