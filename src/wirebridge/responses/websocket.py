@@ -42,6 +42,7 @@ from .errors import ApiError, map_exception
 from .gate import refuse_websocket
 from .history import record_response, resolve_history
 from .intake import StreamSlot
+from .logs import escape
 from .references import resolve_references
 from .relay import Relay
 from .request import ResponsesRequest
@@ -69,6 +70,7 @@ if TYPE_CHECKING:  # app.py mounts this endpoint
     from .app import ResponsesEndpoint, Turn
 
 log = logging.getLogger("wirebridge.server")
+access_log = logging.getLogger("wirebridge.access")
 TURN_STATE = b"x-codex-turn-state"
 CLOSE_TIMEOUT_S = 1.0
 
@@ -101,13 +103,36 @@ class ResponsesSocket:
             await refuse_websocket(scope, send, _too_many(self.settings.max_sockets))
             return
         self.open += 1
+        started = time.perf_counter()
+        connection = _Connection(self, scope, receive, send)
         try:
             echoed = dict(scope["headers"]).get(TURN_STATE)
             headers = [(TURN_STATE, echoed or self.turn_state)]
             await send({"type": "websocket.accept", "headers": headers})
-            await _Connection(self, scope, receive, send).run()
+            await connection.run()
         finally:
             self.open -= 1
+            _log_connection(scope, connection, time.perf_counter() - started)
+
+
+def _log_connection(scope: Any, connection: _Connection, elapsed: float) -> None:
+    """One access-log line per socket (the gate logs HTTP requests): how long, how many turns,
+    how it ended."""
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    client = scope.get("client")
+    where = f"{client[0]}:{client[1]}" if client else "-"
+    code, reason = connection.closing or (CLOSE_NORMAL, "")
+    ended = "client" if connection.gone else f"{code} {reason}".strip()
+    access_log.info(
+        '%s "WEBSOCKET %s" 101 turns=%d duration_ms=%.2f closed=%s',
+        where,
+        escape(scope["path"]),
+        connection.turns,
+        elapsed * 1000,
+        escape(ended),
+        extra={"access": {"path": scope["path"], "turns": connection.turns, "closed": ended}},
+    )
 
 
 def _too_many(limit: int) -> ApiError:
@@ -136,6 +161,7 @@ class _Connection:
         self.opened = anyio.current_time()
         self.closing: tuple[int, str] | None = None  # a close decided by the reader
         self.gone = False  # the client closed or went away
+        self.turns = 0  # response.create messages answered
 
     async def run(self) -> None:
         async with anyio.create_task_group() as tg:
@@ -208,6 +234,7 @@ class _Connection:
             elif item.kind != CREATE:
                 await self._frame(error_frame(unknown_kind(item.kind)))
             else:
+                self.turns += 1
                 await self._turn(item)
 
     async def _turn(self, message: ClientMessage) -> None:
