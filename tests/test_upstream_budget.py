@@ -6,19 +6,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import anyio
 import openai
 import pytest
 from openai import AsyncOpenAI
 
+from wirebridge import Client, Prompt
 from wirebridge.chat.completion import completion_chunk, decode_completion
 from wirebridge.chat.decode import ChatStreamDecoder
 from wirebridge.chat.sse import SSEParser
 from wirebridge.errors import ProviderError, StreamError, StreamLimitError
 from wirebridge.events import Completed, OutputItemDone, OutputTextDelta
-from wirebridge.provider import DEFAULT_STREAM_MAX_EVENT_BYTES
+from wirebridge.provider import DEFAULT_STREAM_MAX_EVENT_BYTES, Provider
 from wirebridge.responses import BridgeSettings
 from wirebridge.responses.testing import passthrough_config, running_bridge
-from wirebridge.testing import Reply, ScriptedUpstream, chat_chunk, sse_body
+from wirebridge.testing import Reply, ScriptedUpstream, chat_chunk, sse_body, text_body
 from wirebridge.upstream.budget import Budget
 
 pytestmark = pytest.mark.anyio
@@ -65,6 +67,17 @@ async def test_a_failed_stream_carries_the_bridges_code_through_the_sdk() -> Non
     code: str = events[-1].response.error.code  # a str the SDK's Literal does not list
     assert code == "upstream_error"
     assert "busy" in events[-1].response.error.message
+
+
+async def test_after_the_finish_only_the_grace_applies() -> None:
+    """Pings after a finish_reason end in the grace completion, not a no-content timeout."""
+    body = text_body(["Hi"], done=False)
+    async with ScriptedUpstream([Reply(body, repeat=b": ping\n\n", drip_s=0.02)]) as upstream:
+        provider = Provider(name="p", base_url=upstream.base_url, stream_no_content_timeout_ms=100)
+        async with Client(provider, model="m", finish_grace_s=0.4) as client:
+            with anyio.fail_after(5):
+                events = [e async for e in client.stream(Prompt("", "hi"))]
+    assert isinstance(events[-1], Completed)
 
 
 # -- the budget (pure) ---------------------------------------------------------------------------

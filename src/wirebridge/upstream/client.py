@@ -195,16 +195,18 @@ class Client:
             content_deadline = anyio.current_time() + no_content_s
             grace_deadline = math.inf
             while not decoder.completed:
-                if decoder.finished and grace_deadline == math.inf:
-                    # Only usage and [DONE] may follow a finish_reason: wait briefly for them.
-                    grace_deadline = anyio.current_time() + self.finish_grace_s
-                chunk = await self._next_chunk(
-                    chunks, min(turn_deadline, content_deadline, grace_deadline)
-                )
+                if not decoder.finished:
+                    deadline = min(turn_deadline, content_deadline)
+                elif grace_deadline == math.inf:
+                    # Only usage and [DONE] may follow a finish_reason: wait briefly for them
+                    # (the answer is whole: the turn and no-content deadlines no longer apply).
+                    deadline = grace_deadline = anyio.current_time() + self.finish_grace_s
+                chunk = await self._next_chunk(chunks, deadline)
                 if chunk is False:  # a deadline passed
-                    now = anyio.current_time()
-                    if now < grace_deadline:
-                        raise self._turn_timeout() if now >= turn_deadline else self._no_content()
+                    if not decoder.finished:
+                        if anyio.current_time() >= turn_deadline:
+                            raise self._turn_timeout()
+                        raise self._no_content()
                     chunk = None  # the grace completion
                 elif chunk is None:  # a clean EOF: check the tail (D1)
                     parser.close()
