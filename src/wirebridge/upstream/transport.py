@@ -1,7 +1,11 @@
 """The HTTP shell: POST a Chat Completions request, with retries, and hand back the open stream.
 
-What to retry and how long to wait is decided in `retry.py` (pure); this module only does the
-I/O and turns a give-up into the error that names its cause. It owns the request's wire form:
+What to retry and how long to wait is decided in `retry.py` (pure), and whether the wait fits
+the turn in `budget.py` (pure: a server streaming its answer bounds the retries by its commit
+window, so a failure known before the first upstream byte keeps its HTTP status; a turn has an
+overall deadline); this module only does the I/O and turns a give-up into the error that names
+its cause. A connected upstream that sends no status line within the idle timeout is not
+retried: that is a timeout (504), not an unreachable upstream, and retrying would multiply it. It owns the request's wire form:
 URL and query parameters, headers (bearer key read from the environment per request,
 `Accept: text/event-stream`, a `User-Agent` naming wirebridge), and the per-request timeouts.
 
