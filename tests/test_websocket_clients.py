@@ -15,6 +15,8 @@ from openai import AsyncOpenAI
 
 from tests.codex_support import CodexHome, catalog, custom_provider_config
 from tests.test_codex_cli import ProxyTrap, trap  # noqa: F401  (the fixture)
+from wirebridge.responses import BridgeSettings
+from wirebridge.responses.socketwire import SocketSettings
 from wirebridge.responses.testing import passthrough_config, running_bridge, validate_events
 from wirebridge.testing import Reply, ScriptedUpstream, SeenRequest
 from wirebridge.testing.bodies import text_body, tool_call_body
@@ -135,3 +137,42 @@ async def test_the_openai_sdk_connect_does_a_text_turn_and_a_tool_round_trip(
     last = upstream.requests[2].json["messages"]
     assert [m["role"] for m in last] == ["user", "assistant", "user", "assistant", "tool"]
     assert last[-1] == {"role": "tool", "tool_call_id": "call_sdk_1", "content": "noon"}
+
+
+@pytest.mark.interop
+async def test_codex_starts_over_with_the_whole_input_when_the_chain_is_not_found(
+    tmp_path: Path,
+    trap: ProxyTrap,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bridge that holds no chain (as when the previous response lives in another process's
+    connection): `previous_response_not_found` makes Codex send the whole history again."""
+    token = f"ws-ok-{secrets.token_hex(4)}"
+
+    def model(request: SeenRequest) -> Reply:
+        tool_outputs = [m["content"] for m in request.json["messages"] if m["role"] == "tool"]
+        if not tool_outputs:
+            return Reply(tool_call_body([("call_ws_2", "exec_command", {"cmd": f"echo {token}"})]))
+        return Reply(text_body([f"Seen {token}" if token in tool_outputs[-1] else "no output"]))
+
+    caplog.set_level(logging.INFO, logger="wirebridge.access")
+    codex = CodexHome(tmp_path, trap)
+    async with ScriptedUpstream(default=model) as upstream:
+        settings = BridgeSettings(
+            passthrough_config(upstream.base_url), websocket=SocketSettings(chain_entries=0)
+        )
+        async with running_bridge(settings) as bridge:
+            config = custom_provider_config(bridge.base_url, codex.catalog_path)
+            codex.write(config + "supports_websockets = true\n", catalog())
+            run = await codex.exec(
+                "--ephemeral", "-s", "read-only", f"Run `echo {token}`.", env=codex.env()
+            )
+    assert run.returncode == 0, f"codex exited {run.returncode}:\n{run.stderr[-4000:]}"
+    assert f"Seen {token}" in run.stdout, run.stdout + run.stderr[-3000:]
+    # Observed: Codex closes the socket on the error and sends the full input on a new one
+    assert len(socket_lines(caplog)) >= 2, socket_lines(caplog)
+    assert len(upstream.requests) == 2  # no turn was lost or sent twice upstream
+    assert http_turns(caplog) == [], "Codex fell back to HTTP"
+    last = upstream.requests[-1].json["messages"]
+    assert last[-2]["tool_calls"][0]["id"] == "call_ws_2" and last[-1]["role"] == "tool"
+    assert any(m["role"] == "user" for m in last)  # the whole history, from Codex itself

@@ -133,7 +133,7 @@ class ChainCache:
     output), so keeping several costs one list of references each, not copies of the items."""
 
     def __init__(self, entries: int = DEFAULT_CHAIN_ENTRIES):
-        self.entries = max(1, entries)
+        self.entries = max(0, entries)  # 0: keep nothing (every chain needs the store)
         self._chains: OrderedDict[str, list[Item]] = OrderedDict()
 
     def get(self, response_id: str) -> list[Item] | None:
@@ -143,6 +143,8 @@ class ChainCache:
         return chain
 
     def put(self, response_id: str, history: list[Item]) -> None:
+        if not self.entries:
+            return
         self._chains[response_id] = history
         self._chains.move_to_end(response_id)
         while len(self._chains) > self.entries:
