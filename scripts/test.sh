@@ -11,8 +11,10 @@
 # with the same arguments, so -m, -k, paths and --deselect select exactly as the run will) lists
 # the selected tests; llama.cpp is built only if one of them lies in tests/interop/, Codex is
 # installed only if one of them comes from a module that uses `codex_binary()`
-# (tests/test_codex_cli.py and the interop test that imports it). Without arguments, or when the
-# collection pass fails (the run itself then reports why), everything is set up.
+# (tests/test_codex_cli.py and the interop test that imports it), the JavaScript clients (npm,
+# scripts/install_js_clients.sh) only for modules that use `js_modules()` (tests/test_js_*.py).
+# Without arguments, or when the collection pass fails (the run itself then reports why),
+# everything is set up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,10 +25,10 @@ fi
 "$venv/bin/python" -m pip install -q --upgrade pip
 "$venv/bin/python" -m pip install -q -e '.[test]'
 
-# Prints the set-up steps the selected tests need, among "llamacpp codex".
+# Prints the set-up steps the selected tests need, among "llamacpp codex js".
 needs() {
   if [ "$#" -eq 0 ]; then
-    echo "llamacpp codex"
+    echo "llamacpp codex js"
     return
   fi
   local out
@@ -51,6 +53,8 @@ class Needs:
                 self.found.add("llamacpp")
             if hasattr(getattr(item, "module", None), "codex_binary"):
                 self.found.add("codex")
+            if hasattr(getattr(item, "module", None), "js_modules"):
+                self.found.add("js")
 
 
 needs = Needs()
@@ -62,7 +66,7 @@ PY
     cat "$out"
     echo
   else
-    echo "llamacpp codex"
+    echo "llamacpp codex js"
   fi
   rm -f "$out"
 }
@@ -95,6 +99,12 @@ else
 fi
 # Debian's chromium for the console's browser tests (Playwright drives it; no browser download).
 optional bash scripts/install_chromium.sh
+# openai-node, the Vercel AI SDK and OpenAI Agents JS from npm, pinned, for tests/test_js_*.py.
+if [[ " $need " == *" js "* ]]; then
+  optional bash scripts/install_js_clients.sh >/dev/null
+else
+  echo "test.sh: no selected test runs the JavaScript clients; not installing them" >&2
+fi
 # llama-server and the llama-cpp-python server for the interop tier, built once per version.
 if [[ " $need " == *" llamacpp "* ]]; then
   optional bash scripts/build_llamacpp.sh
