@@ -28,6 +28,7 @@ import anyio.abc
 
 from ..events import Event
 from ..store import Store
+from ..store.records import without_credentials
 from ..store.runs import RunLog, RunRow, run_log
 from ..wire import encode
 from .errors import ApiError
@@ -53,6 +54,7 @@ class BackgroundSettings:
     snapshot_s: float = 0.25  # the live Response in the store is refreshed at most this often
     heartbeat_s: float = 15.0  # a silent follower gets a keep-alive comment this often
     sweep_interval_s: float = 600.0  # expired runs and event logs are deleted this often
+    max_runs: int = 256  # runs executing at once on this bridge; beyond it a 503 `overloaded`
 
 
 @dataclass(eq=False)
@@ -154,7 +156,18 @@ class BackgroundRuns:
         self, relay: Relay, events: AsyncIterator[Event], *, tenant: str | None
     ) -> None:
         """Record the run as queued and start it; returns at once."""
+        if len(self.local) >= self.settings.max_runs:
+            raise ApiError(
+                503,
+                f"the bridge is running its maximum of {self.settings.max_runs} background "
+                "responses; retry shortly",
+                "server_error",
+                code="overloaded",
+                headers={"Retry-After": "1"},
+            )
         response = relay.response
+        # Its events and snapshots go to the store: no credential of an `mcp` tool with them.
+        response.tools = without_credentials({"tools": response.tools})["tools"]
         now = time.time()
         ttl = getattr(self.store, "ttl_seconds", None)
         await self.log.create(

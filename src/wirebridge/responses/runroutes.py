@@ -58,11 +58,14 @@ async def answer_background(
     send: Send,
 ) -> None:
     """Start a background run and answer: the queued Response, or its live event stream."""
-    if runs is None:
-        await _error(no_background())(scope, receive, send)
-        return
     tenant = scope_tenant(scope)
-    await runs.start(relay, events, tenant=tenant)
+    try:
+        if runs is None:
+            raise no_background()
+        await runs.start(relay, events, tenant=tenant)
+    except Exception as exc:
+        await _error(map_exception(exc))(scope, receive, send)
+        return
     if stream:
         answer = _sse(runs.follow(relay.response.id, tenant, -1))
     else:
@@ -111,6 +114,18 @@ def run_routes(parts: Getter, prefixes: tuple[str, ...] = ("/v1", "")) -> list[R
             return _error(map_exception(exc))
         assert runs is not None
         if stream:
+            if (
+                not row.active
+                and row.last_seq > after
+                and not await runs.log.events_after(response_id, after, 1)
+            ):
+                return _error(
+                    ApiError.invalid(
+                        f"the events of response {response_id[:80]!r} are no longer kept "
+                        "(--background-retention); retrieve it without stream",
+                        param="stream",
+                    )
+                )
             return _sse(runs.follow(response_id, tenant, after))
         live = runs.live_response(response_id) if row.active else None
         return _json(live if live is not None else row.response.encode())
