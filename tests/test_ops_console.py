@@ -183,9 +183,10 @@ async def test_console_shows_an_exchange_and_its_replay_file_replays(
             await page.fill("#key", BRIDGE_KEY)
             await page.click("#auth button[type=submit]")
             await page.wait_for_selector("#main", state="visible")
-            await page.wait_for_selector("#recent tbody tr[data-exchange]")
-            rows = await page.locator("#recent tbody tr[data-exchange]").count()
-            assert rows == 9
+            # All nine (the page polls; the last is recorded just after its last byte).
+            await page.wait_for_function(
+                "document.querySelectorAll('#recent tbody tr[data-exchange]').length === 9"
+            )
             assert (
                 await page.evaluate("sessionStorage.getItem('wirebridge.console.key')")
                 == BRIDGE_KEY

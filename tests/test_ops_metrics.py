@@ -124,7 +124,11 @@ async def test_a_stream_in_flight_is_counted_while_it_runs(upstream: ScriptedUps
             if b"response.output_text.delta" in chunk:
                 break
         during = (await http.get(f"{bridge.url}/metrics")).text
+        live = (await http.get(f"{bridge.url}/console/api/overview")).json()["live"]
     assert value(during, "wirebridge_streams_in_flight") == 1
+    assert [(x["model"], x["provider"], x["outcome"]) for x in live] == [
+        ("m", "upstream", "running")
+    ]
 
 
 async def test_store_operations_are_timed_and_unknown_ids_are_no_failures(
@@ -138,7 +142,11 @@ async def test_store_operations_are_timed_and_unknown_ids_are_no_failures(
         assert missing.status_code == 404
         body = {"model": "m", "input": "x", "previous_response_id": "resp_unknown"}
         assert (await http.post(f"{bridge.base_url}/responses", json=body)).status_code == 400
-        text = (await http.get(f"{bridge.url}/metrics")).text
+        text = await scrape_until(
+            http,
+            f"{bridge.url}/metrics",
+            lambda t: value(t, "wirebridge_requests_total", route="/v1/responses") == 1,
+        )
     # Unknown ids are answers, not store failures; both operations are timed.
     assert value(text, "wirebridge_store_operation_seconds_count", operation="get") == 1
     assert value(text, "wirebridge_store_operation_seconds_count", operation="load_chain") == 1
@@ -157,16 +165,16 @@ async def test_metrics_need_a_key_unless_opened(
     )
     async with running_bridge(settings) as bridge, httpx.AsyncClient(timeout=10) as http:
         anonymous = await http.get(f"{bridge.url}/metrics")
-        keyed = await http.get(
-            f"{bridge.url}/metrics", headers={"Authorization": "Bearer sekrit-key-1"}
+        keyed = await scrape_until(
+            http,
+            f"{bridge.url}/metrics",
+            # the refused scrape is itself counted, with its status
+            lambda t: metrics_open or value(t, "wirebridge_requests_total", status="401") == 1,
+            headers={"Authorization": "Bearer sekrit-key-1"},
         )
     assert anonymous.status_code == (200 if metrics_open else 401)
-    assert keyed.status_code == 200
-    assert "wirebridge_requests_total" in keyed.text
-    # The refused scrape is itself counted, with its status.
-    if not metrics_open:
-        assert value(keyed.text, "wirebridge_requests_total", status="401") == 1
-    assert "sekrit-key-1" not in keyed.text
+    assert "wirebridge_time_to_first_byte_seconds" in keyed
+    assert "sekrit-key-1" not in keyed
 
 
 async def test_no_metrics_turns_the_route_off(upstream: ScriptedUpstream) -> None:

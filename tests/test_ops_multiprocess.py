@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import create_scratch_database, drop_scratch_database
-from tests.ops_helpers import value
+from tests.ops_helpers import scrape_until, value
 from tests.test_server_cli import serve
 from wirebridge.testing import Reply, ScriptedUpstream, text_body
 
@@ -48,7 +48,15 @@ async def test_two_bridges_on_one_postgres(
         follow = {"model": "m", "input": "b", "previous_response_id": made.json()["id"]}
         continued = await http.post(f"{second.url}/v1/responses", json=follow)
         assert continued.status_code == 200  # the second bridge read the first one's response
-        scrapes = [(await http.get(f"{b.url}/metrics")).text for b in (first, second)]
+        counted = 2 if shared_dir else 1  # a request is counted just after its last byte
+        scrapes = [
+            await scrape_until(
+                http,
+                f"{b.url}/metrics",
+                lambda t: value(t, "wirebridge_requests_total", route=ROUTE) == counted,
+            )
+            for b in (first, second)
+        ]
     for text in scrapes:
         if shared_dir:  # either scrape sees both processes
             assert value(text, "wirebridge_requests_total", route=ROUTE, status="200") == 2

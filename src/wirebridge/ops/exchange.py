@@ -96,6 +96,7 @@ class Exchange:
     usage: dict[str, int] = field(default_factory=dict)
     sealed: dict[str, Any] | None = None
     replay: bytes = b""  # the upstream body, scrubbed: what `wirebridge replay` reads
+    state: dict[str, Any] = field(default_factory=dict)  # the request's, while it runs
 
     def __post_init__(self) -> None:
         self.request = Capture(self.limit)
@@ -116,6 +117,11 @@ class Exchange:
         if output and self.duration_s is not None and self.ttfb_s is not None:
             generating = self.duration_s - self.ttfb_s
             tokens_per_s = round(output / generating, 1) if generating > 0 else None
+        model, upstream = self.model, self.upstream_model
+        provider = self.provider
+        if self.live:  # not filled in yet: what the handler knows so far
+            model = self.state.get("model") or ""
+            provider, _, upstream = str(self.state.get("upstream", "")).partition(":")
         return {
             "id": self.id,
             "method": self.method,
@@ -123,9 +129,9 @@ class Exchange:
             "started_at": self.started_at,
             "status": self.status,
             "outcome": self.outcome,
-            "model": self.model,
-            "provider": self.provider,
-            "upstream_model": self.upstream_model,
+            "model": model,
+            "provider": provider,
+            "upstream_model": upstream,
             "request_id": self.request_id,
             "response_id": self.response_id,
             "ttfb_ms": None if self.ttfb_s is None else round(self.ttfb_s * 1000, 2),
@@ -157,6 +163,7 @@ class Exchange:
         if self.capture_upstream:
             self.replay = self.sealed["upstream_body"]["text"].encode()
         self.secrets.clear()
+        self.state = {}
         self.request, self.payload, self.upstream, self.sent = (Capture(0),) * 4
 
     def note_headers(self, headers: dict[str, str], secret_names: Iterable[str] = ()) -> None:
@@ -183,7 +190,9 @@ class Recorder:
         self.health: deque[HealthSample] = deque(maxlen=HEALTH_SAMPLES)
         self._ids = itertools.count(1)
 
-    def start(self, method: str, path: str, headers: dict[str, str]) -> Exchange:
+    def start(
+        self, method: str, path: str, headers: dict[str, str], state: dict[str, Any]
+    ) -> Exchange:
         exchange = Exchange(
             id=f"x{next(self._ids)}",
             method=method,
@@ -193,6 +202,7 @@ class Recorder:
             limit=self.capture_bytes,
             capture_upstream=self.capture_upstream,
             request_headers=redact_headers(headers),
+            state=state,
         )
         self.live[exchange.id] = exchange
         return exchange

@@ -99,7 +99,7 @@ class Observer:
         exchange = None
         if recorder is not None:
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-            exchange = recorder.start(scope["method"], path, headers)
+            exchange = recorder.start(scope["method"], path, headers, state)
         span = None
         if ops.tracing is not None and responses:
             span = ops.tracing.start_request(scope["method"], path, scope["headers"])
