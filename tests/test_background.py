@@ -248,3 +248,30 @@ async def test_shutdown_drains_then_marks_what_is_left_failed(
     assert status == "failed"
     assert json.loads(text)["error"]["message"] == SHUTDOWN_MESSAGE
     assert json.loads(text)["output"][0]["content"][0]["text"] == "".join(PIECES[: HELD_AFTER - 1])
+
+
+async def test_no_mcp_credential_reaches_the_run_log(upstream: ScriptedUpstream, db: str) -> None:
+    upstream.push(Reply(text_body(["hi"])))
+    secret = "Bearer sk-do-not-store-me"
+    mcp = {
+        "type": "mcp",
+        "server_label": "docs",
+        "server_url": "https://mcp.example/sse",
+        "headers": {"Authorization": secret},
+        "authorization": secret,
+    }
+    async with running_bridge(settings(upstream, db)) as server, sdk(server) as client:
+        started = await client.responses.create(
+            model="m",
+            input="x",
+            background=True,
+            tools=[mcp],  # type: ignore[list-item]
+        )
+        final = await until_done(client, started.id)
+        replay = [dumped(e) async for e in await client.responses.retrieve(started.id, stream=True)]
+    assert final.status == "completed" and replay
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT response FROM runs").fetchall()
+        rows += conn.execute("SELECT data FROM run_events").fetchall()
+    assert rows and not any("sk-do-not-store-me" in text for (text,) in rows)
+    assert "sk-do-not-store-me" not in json.dumps(replay)
