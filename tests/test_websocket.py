@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
@@ -24,6 +25,7 @@ from wirebridge.responses.testing import (
     running_bridge,
     validate_events,
 )
+from wirebridge.store import open_store
 from wirebridge.testing import Reply, ScriptedUpstream
 from wirebridge.testing.bodies import chat_chunk, sse_body, text_body, tool_call_body
 
@@ -381,3 +383,33 @@ async def test_client_disconnect_mid_stream_cancels_the_upstream_request(
         with anyio.fail_after(1.0):  # cancelled within a second
             await upstream.closed.wait()
     assert upstream.open_connections == 0
+
+
+async def test_a_stored_response_continues_on_a_new_socket_and_over_http(
+    upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    """With `store: true` the store is the chain's source when the connection does not hold it;
+    a socket turn's stored response continues over HTTP too."""
+    store = await open_store(f"sqlite://{tmp_path / 'responses.db'}")
+    upstream.push(*(Reply(text_body([word])) for word in ("one", "two", "three")))
+    try:
+        settings = settings_for(upstream, store=store)
+        async with running_bridge(settings) as bridge:
+            async with connect(ws_url(bridge.base_url)) as first:
+                done = await turn(first, model="m", input="first question")
+            async with connect(ws_url(bridge.base_url)) as second:
+                previous = done[-1]["response"]["id"]
+                again = await turn(second, model="m", input="second", previous_response_id=previous)
+            async with httpx.AsyncClient(timeout=10) as http:
+                body = {
+                    "model": "m",
+                    "input": "third",
+                    "previous_response_id": again[-1]["response"]["id"],
+                }
+                answer = await http.post(f"{bridge.base_url}/responses", json=body)
+    finally:
+        await store.close()
+    assert again[-1]["type"] == "response.completed"
+    assert answer.status_code == 200, answer.text
+    contents = [m["content"] for m in upstream.requests[2].json["messages"]]
+    assert contents == ["first question", "one", "second", "two", "third"]
