@@ -181,3 +181,22 @@ async def test_no_metrics_turns_the_route_off(upstream: ScriptedUpstream) -> Non
     settings = BridgeSettings(passthrough_config(upstream.base_url), ops=OpsSettings(metrics=False))
     async with running_bridge(settings) as bridge, httpx.AsyncClient(timeout=10) as http:
         assert (await http.get(f"{bridge.url}/metrics")).status_code == 404
+
+
+async def test_websocket_connections_are_counted_while_open(upstream: ScriptedUpstream) -> None:
+    from websockets.asyncio.client import connect
+
+    async with (
+        running_bridge(passthrough_config(upstream.base_url)) as bridge,
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        ws_url = bridge.base_url.replace("http://", "ws://") + "/responses"
+        async with connect(ws_url), connect(ws_url):
+            both = (await http.get(f"{bridge.url}/metrics")).text
+        after = await scrape_until(
+            http,
+            f"{bridge.url}/metrics",
+            lambda t: value(t, "wirebridge_websocket_connections") == 0,
+        )
+    assert value(both, "wirebridge_websocket_connections") == 2
+    assert value(after, "wirebridge_websocket_connections") == 0
