@@ -47,6 +47,12 @@ from ..responses.settings import (
     DEFAULT_STORE_WRITE_TIMEOUT_S,
     BridgeSettings,
 )
+from ..responses.socketwire import (
+    DEFAULT_IDLE_S,
+    DEFAULT_MAX_AGE_S,
+    DEFAULT_MAX_SOCKETS,
+    SocketSettings,
+)
 from ..responses.tenants import load_tenant_groups, tenant_warnings
 from ..store import DEFAULT_TTL_SECONDS, parse_store_url
 
@@ -171,6 +177,28 @@ def build_config(
     help="Seconds an idle kept-alive connection stays open.",
 )
 @click.option(
+    "--ws-max-age",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_MAX_AGE_S,
+    show_default=True,
+    help="Seconds a WebSocket on /v1/responses may live; then its next turn is answered "
+    "websocket_connection_limit_reached (Codex reconnects).",
+)
+@click.option(
+    "--ws-idle-timeout",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_IDLE_S,
+    show_default=True,
+    help="Seconds a WebSocket may sit without a turn before it is closed (0: never).",
+)
+@click.option(
+    "--max-websockets",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_SOCKETS,
+    show_default=True,
+    help="Open WebSockets at most; beyond it the upgrade is answered 503.",
+)
+@click.option(
     "--shutdown-grace",
     type=click.FloatRange(min=0),
     default=DEFAULT_GRACE_S,
@@ -218,6 +246,9 @@ def command(
     offload_bytes: int,
     max_connections: int,
     keep_alive_timeout: int,
+    ws_max_age: float,
+    ws_idle_timeout: float,
+    max_websockets: int,
     shutdown_grace: float,
     reasoning_summary: str,
     background_lease: float,
@@ -262,6 +293,11 @@ def command(
         store_ttl_s=store_ttl * 86400 if store_ttl > 0 else None,
         store_write_timeout_s=store_timeout,
         tenant_groups=tenant_groups,
+        websocket=SocketSettings(
+            max_age_s=ws_max_age,
+            idle_s=ws_idle_timeout or None,
+            max_sockets=max_websockets,
+        ),
         ops=ops_settings(is_loopback(host), **ops_options),
         background=BackgroundSettings(
             lease_s=background_lease, retention_s=background_retention, drain_s=shutdown_grace
