@@ -13,9 +13,16 @@ from typing import Any
 import pytest
 from openai import AsyncOpenAI
 
-from tests.codex_support import CodexHome, catalog, custom_provider_config
+from tests.codex_support import (
+    CodexHome,
+    catalog,
+    custom_provider_config,
+    openai_provider_config,
+)
 from tests.test_codex_cli import ProxyTrap, trap  # noqa: F401  (the fixture)
+from tests.test_codex_compaction import WINDOW, Model, carries_summary, is_bridge_summary
 from wirebridge.responses import BridgeSettings
+from wirebridge.responses.compaction import SUMMARY_PREFIX
 from wirebridge.responses.socketwire import SocketSettings
 from wirebridge.responses.testing import passthrough_config, running_bridge, validate_events
 from wirebridge.testing import Reply, ScriptedUpstream, SeenRequest
@@ -176,3 +183,38 @@ async def test_codex_starts_over_with_the_whole_input_when_the_chain_is_not_foun
     last = upstream.requests[-1].json["messages"]
     assert last[-2]["tool_calls"][0]["id"] == "call_ws_2" and last[-1]["role"] == "tool"
     assert any(m["role"] == "user" for m in last)  # the whole history, from Codex itself
+
+
+@pytest.mark.interop
+async def test_codex_openai_provider_compacts_remotely_over_the_websocket(
+    tmp_path: Path,
+    trap: ProxyTrap,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`openai_base_url` at the bridge: Codex's built-in provider speaks WebSocket first; its
+    remote compaction (v2) goes over the socket too (here on the same one); no HTTP turn."""
+    summary = f"Summary {secrets.token_hex(4)}: the user asked to echo a token."
+    model = Model(summary, is_bridge_summary)
+    caplog.set_level(logging.INFO, logger="wirebridge.access")
+    codex = CodexHome(tmp_path, trap)
+    async with ScriptedUpstream(default=model) as upstream:
+        settings = BridgeSettings(
+            passthrough_config(upstream.base_url), compaction_secret="ws-test-secret-0123456789"
+        )
+        async with running_bridge(settings) as bridge:
+            codex.write(
+                openai_provider_config(bridge.base_url, codex.catalog_path),
+                catalog(context_window=WINDOW),
+            )
+            env = codex.env(OPENAI_API_KEY="sk-test-not-a-real-key", RUST_LOG="warn")
+            run = await codex.exec("--ephemeral", "-s", "read-only", "Echo a token.", env=env)
+    assert run.returncode == 0, f"codex exited {run.returncode}:\n{run.stderr[-4000:]}"
+    assert "falling back" not in run.stderr.lower(), run.stderr[-3000:]
+    assert model.summaries >= 1, "Codex never compacted through the bridge"
+    assert http_turns(caplog) == [], "Codex used HTTP"
+    assert socket_lines(caplog), "no WebSocket connection was served"
+    after = next(i for i, r in enumerate(upstream.requests) if is_bridge_summary(r))
+    later = upstream.requests[after + 1 :]
+    assert later and all(carries_summary(r, SUMMARY_PREFIX + summary) for r in later)
+    assert f"Finished {model.token}." in run.stdout
+    assert trap.attempts == [], f"Codex tried to reach other hosts: {trap.attempts}"
