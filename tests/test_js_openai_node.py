@@ -65,6 +65,11 @@ async def test_reasoning_round_trips_behind_a_deepseek_like_upstream(
         out = await t.run(SCRIPT, scenario)
     assert out["text"] == "The tool said: Paris: 21 C, sunny"
     assert out["reasoning"] == [thought(1), thought(2)]
+    if scenario == "stateless_tool_loop":  # asked for: every reasoning item has a token
+        tokens = [
+            o.get("encrypted_content") for o in out["first_output"] if o["type"] == "reasoning"
+        ]
+        assert tokens and all(str(token).startswith("wb2.") for token in tokens)
     replayed = t.sent(1)[1]
     assert replayed["tool_calls"][0]["id"] == "call_1"
     assert replayed["reasoning_content"] == thought(1)

@@ -11,11 +11,19 @@ untouched (Codex asks for it with `include: ["reasoning.encrypted_content"]`), s
 it there as an opaque token that only it reads. The token is versioned; a token that is not ours
 is left alone. The decoder and the request mapping call the functions below and nothing else of
 these vendors' formats.
+
+Two versions: `wb1.` (the library's: the state only, unsigned) and `wb2.` (the server's: the
+reasoning text too, so a client that keeps nothing else, like the AI SDK with `store: false`,
+still gets it replayed; and an HMAC tag, so an altered token is refused, `seal_reasoning`).
+`decode_state` reads the state of both; only `open_reasoning` checks the tag.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import hashlib
+import hmac
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +34,7 @@ import msgspec
 from ..items import Item, Reasoning
 
 PREFIX = "wb1."
+SEALED_PREFIX = "wb2."
 
 
 @dataclass(slots=True)
@@ -48,15 +57,23 @@ def encode_state(state: ProviderState) -> str:
 
 
 def decode_state(token: str | None) -> ProviderState | None:
-    """The state in a token of ours; None for anything else (e.g. OpenAI's own ciphertext)."""
+    """The state in a token of ours; None for anything else (e.g. OpenAI's own ciphertext).
+
+    A sealed token's tag is not checked here: the server checks what clients send
+    (`open_reasoning`) before the request mapping reads it."""
+    if token and token.startswith(SEALED_PREFIX):
+        data = _sealed_payload(token)
+        return _state_of(data) if data is not None else None
     if not token or not token.startswith(PREFIX):
         return None
     try:
         data = msgspec.json.decode(base64.urlsafe_b64decode(token[len(PREFIX) :]))
     except (ValueError, msgspec.DecodeError):
         return None
-    if not isinstance(data, dict):
-        return None
+    return _state_of(data) if isinstance(data, dict) else None
+
+
+def _state_of(data: dict[str, Any]) -> ProviderState:
     details = data.get("reasoning_details")
     signatures = data.get("thought_signatures")
     return ProviderState(
@@ -65,6 +82,66 @@ def decode_state(token: str | None) -> ProviderState | None:
         if isinstance(signatures, dict)
         else {},
     )
+
+
+class TokenError(ValueError):
+    """A sealed token that is malformed, was altered, or was sealed with another key."""
+
+
+def seal_reasoning(text: str, state: ProviderState | None, key: bytes) -> str:
+    """`wb2.<payload>.<tag>`: the reasoning text and state (base64url JSON), HMAC-SHA256'd."""
+    state = state or ProviderState()
+    raw = msgspec.json.encode(
+        {
+            "text": text,
+            "reasoning_details": state.reasoning_details,
+            "thought_signatures": state.thought_signatures,
+        }
+    )
+    payload = _b64(raw)
+    return f"{SEALED_PREFIX}{payload}.{_b64(_tag(key, payload))}"
+
+
+def open_reasoning(token: str | None, key: bytes) -> tuple[str, ProviderState] | None:
+    """The text and state of a sealed token; None if it is not one; `TokenError` if it was
+    altered or sealed with another key (the server refuses it: its text would be replayed)."""
+    if not token or not token.startswith(SEALED_PREFIX):
+        return None
+    payload, dot, tag = token[len(SEALED_PREFIX) :].partition(".")
+    try:
+        given = _unb64(tag)
+    except (binascii.Error, ValueError):
+        raise TokenError("it is malformed") from None
+    if not dot or not hmac.compare_digest(given, _tag(key, payload)):
+        raise TokenError(
+            "its signature does not match: it was altered, or made by a bridge with another "
+            "secret (WIREBRIDGE_SECRET)"
+        )
+    data = _sealed_payload(token)
+    if data is None or not isinstance(data.get("text"), str):
+        raise TokenError("it is malformed")
+    return data["text"], _state_of(data)
+
+
+def _sealed_payload(token: str) -> dict[str, Any] | None:
+    payload = token[len(SEALED_PREFIX) :].partition(".")[0]
+    try:
+        data = msgspec.json.decode(_unb64(payload))
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _tag(key: bytes, payload: str) -> bytes:
+    return hmac.new(key, (SEALED_PREFIX + payload).encode(), hashlib.sha256).digest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 class DetailsAccumulator:

@@ -44,6 +44,7 @@ from .gate import Gate, send_error
 from .history import record_response, resolve_history
 from .intake import StreamSlot, off_loop, read_within
 from .models import model_routes
+from .reasoning_tokens import ReasoningTokens
 from .relay import Relay
 from .request import ResponsesRequest, parse_request, unknown_fields
 from .runroutes import answer_background, run_routes
@@ -124,6 +125,7 @@ class ResponsesEndpoint:
         self.clock = clock
         self.new_id = new_id
         self.compactor = Compactor.from_settings(settings, new_id=new_id)
+        self.reasoning_tokens = ReasoningTokens.from_secret(self.compactor.sealer.secret)
 
     def reasoning_summary(self, request: ResponsesRequest) -> bool:
         mode = self.settings.reasoning_summary
@@ -159,6 +161,7 @@ class ResponsesEndpoint:
             ignored = unknown_fields(raw)
             if ignored:
                 log.debug("ignoring unknown request fields: %s", ", ".join(ignored))
+        request.items = self.reasoning_tokens.open_input(request.items)  # a bad token: 400
         items = await history(request, runtime.store, scope_tenant(scope))
         plan = self.compactor.plan(request, items, scope)  # compaction items, a trigger
         provider, upstream_model = self.config.route(request.model)
@@ -200,6 +203,7 @@ class ResponsesEndpoint:
             new_id=self.new_id,
             frames=request.stream or bool(request.body.background),
             reasoning_summary=self.reasoning_summary(request),
+            seal=self.reasoning_tokens.sealer(request),
         )
 
         async def record(response: ResponseObject) -> None:

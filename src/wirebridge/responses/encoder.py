@@ -131,7 +131,8 @@ class ResponsesEncoder:
     `status`, `output`, `usage`, `error` and `incomplete_details` as the stream goes. With
     `frames=False` no bytes are produced (the non-streaming endpoint wants only the final
     object). `reasoning_summary=True` mirrors the reasoning text as a summary part too, for
-    clients that only display summaries (Codex's TUI).
+    clients that only display summaries (Codex's TUI). `seal`, if given, makes each reasoning
+    item's `encrypted_content` from its text and the decoder's token (reasoning_tokens.py).
     """
 
     def __init__(
@@ -141,6 +142,7 @@ class ResponsesEncoder:
         new_id: IdFactory = random_id,
         frames: bool = True,
         reasoning_summary: bool = False,
+        seal: Callable[[str, str | None], str | None] | None = None,
     ):
         self.response = response
         response.status = "in_progress"
@@ -148,6 +150,7 @@ class ResponsesEncoder:
         self.new_id = new_id
         self.frames = frames
         self.reasoning_summary = reasoning_summary
+        self.seal = seal
         self.sequence_number = 0
         self.started = False
         self.finished = False  # a terminal event went out; further input is ignored
@@ -231,6 +234,9 @@ class ResponsesEncoder:
                 self._emit("response.reasoning_summary_part.done", {**fields, "part": summary[0]})
             previous = self.output[reasoning.index]
             encrypted = previous.encrypted_content if isinstance(previous, ReasoningItem) else UNSET
+            if self.seal is not None:
+                sealed = self.seal(text, encrypted if isinstance(encrypted, str) else None)
+                encrypted = sealed if sealed is not None else UNSET
             done = ReasoningItem(reasoning.id, summary, [ReasoningText(text)], encrypted)
             done.status = "incomplete"
             self._done(reasoning, done)
@@ -482,6 +488,8 @@ class ResponsesEncoder:
             summary = [summary_part]
         # The text travels back as `content` (reasoning_text) so clients replay it (rule P2).
         encrypted = reasoning.encrypted_content
+        if self.seal is not None:
+            encrypted = self.seal(text, encrypted)
         done = ReasoningItem(
             item.id, summary, [part], encrypted if encrypted is not None else UNSET
         )

@@ -295,6 +295,7 @@ class _Connection:
             turn.request.response(owner.new_id("resp"), int(owner.clock())),
             new_id=owner.new_id,
             reasoning_summary=owner.endpoint.reasoning_summary(turn.request),
+            seal=owner.endpoint.reasoning_tokens.sealer(turn.request),
         )
 
     def _recorder(self, runtime: Runtime, turn: Turn) -> Callable[[Response], Any]:
