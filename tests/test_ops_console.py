@@ -250,7 +250,7 @@ async def test_echoed_secrets_are_scrubbed_from_the_exchange(
     """Checked through the API too: the page shows what it returns."""
     monkeypatch.setenv("WB_TEST_GPU_KEY", UPSTREAM_KEY)
     async with ScriptedUpstream() as local, ScriptedUpstream() as gpu:
-        gpu.push(Reply(text_body([f"your key: {UPSTREAM_KEY}"])))
+        gpu.push(Reply(text_body([f"your key: {UPSTREAM_KEY}, mine: {BRIDGE_KEY}"])))
         settings = BridgeSettings(
             two_providers(local, gpu),
             api_keys=frozenset({BRIDGE_KEY}),
@@ -265,13 +265,14 @@ async def test_echoed_secrets_are_scrubbed_from_the_exchange(
                 f"{bridge.url}/v1/responses", json={"model": "coder", "input": "x"}
             )
             assert UPSTREAM_KEY in answer.text  # the client gets what the model said
+            assert BRIDGE_KEY in answer.text
             overview = (await http.get(f"{bridge.url}/console/api/overview")).json()
             exchange_id = overview["recent"][0]["id"]
             exchange = (await http.get(f"{bridge.url}/console/api/exchanges/{exchange_id}")).text
             replay = await http.get(f"{bridge.url}/console/api/exchanges/{exchange_id}/replay")
             assert gpu.requests[0].headers["authorization"] == f"Bearer {UPSTREAM_KEY}"
     assert UPSTREAM_KEY not in exchange and BRIDGE_KEY not in exchange
-    assert UPSTREAM_KEY not in replay.text
+    assert UPSTREAM_KEY not in replay.text and BRIDGE_KEY not in replay.text
     shown = json.loads(exchange)
     assert shown["request"]["headers"]["authorization"] == "***"
     assert shown["upstream_request"]["headers"]["authorization"] == "***"

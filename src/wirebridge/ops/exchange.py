@@ -182,8 +182,11 @@ class HealthSample:
 class Recorder:
     """The live exchanges and the last `recent` finished ones, with per-provider samples."""
 
-    def __init__(self, recent: int, capture_bytes: int, capture_upstream: bool):
+    def __init__(
+        self, recent: int, capture_bytes: int, capture_upstream: bool, secrets: Iterable[str] = ()
+    ):
         self.capture_bytes = capture_bytes
+        self.secrets = frozenset(secrets)  # the bridge's keys: scrubbed from every exchange
         self.capture_upstream = capture_upstream
         self.live: dict[str, Exchange] = {}
         self.recent: deque[Exchange] = deque(maxlen=max(recent, 1))
@@ -203,6 +206,7 @@ class Recorder:
             capture_upstream=self.capture_upstream,
             request_headers=redact_headers(headers),
             state=state,
+            secrets=set(self.secrets),
         )
         self.live[exchange.id] = exchange
         return exchange

@@ -5,6 +5,7 @@ Made with the server's `Runtime` and closed with it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from .exchange import Recorder
@@ -15,14 +16,15 @@ from .tracing import Tracing
 
 
 class Ops:
-    def __init__(self, settings: OpsSettings):
+    def __init__(self, settings: OpsSettings, secrets: Iterable[str] = ()):
+        """`secrets`: the bridge's own keys, scrubbed out of every exchange like upstream keys."""
         self.settings = settings
         self.metrics = Metrics() if settings.metrics else None
         self.tracing = (
             Tracing(settings.tracer_provider) if settings.tracer_provider is not None else None
         )
         self.recorder = (
-            Recorder(settings.recent, settings.capture_bytes, settings.capture)
+            Recorder(settings.recent, settings.capture_bytes, settings.capture, secrets)
             if settings.console
             else None
         )

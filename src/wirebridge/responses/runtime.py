@@ -26,7 +26,7 @@ log = logging.getLogger("wirebridge.server")
 class Runtime:
     def __init__(self, settings: BridgeSettings, store: Store | None, pools: UpstreamPools):
         self.settings = settings
-        self.ops = Ops(settings.ops)  # metrics, traces, the console's exchanges
+        self.ops = Ops(settings.ops, settings.api_keys)  # metrics, traces, the console
         self.store = self.ops.observe_store(store)  # timed for the metrics and traces
         self.pools = pools
         self.active = 0  # answers being produced now (the concurrency limit counts these)
