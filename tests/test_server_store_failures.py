@@ -79,7 +79,7 @@ async def test_a_response_the_locked_store_cannot_keep_says_store_false(tmp_path
         sdk(base_url) as client,
         httpx.AsyncClient(base_url=base_url, timeout=30) as raw,
     ):
-        with write_locked(db), anyio.fail_after(20):
+        with write_locked(db), anyio.fail_after(25):
             whole = await client.responses.create(model="m", input="one")
             streamed = await raw.post(
                 "/responses", json={"model": "m", "input": "two", "stream": True}
@@ -104,7 +104,7 @@ async def test_requests_that_only_read_never_wait_behind_a_stuck_write(tmp_path:
     stuck: dict[str, Any] = {}
     async with (
         ScriptedUpstream(default=echo) as upstream,
-        bridge_on(db, upstream, store_write_timeout_s=60) as base_url,
+        bridge_on(db, upstream, store_write_timeout_s=120) as base_url,
         sdk(base_url) as client,
     ):
         earlier = await client.responses.create(model="m", input="earlier")
@@ -115,7 +115,8 @@ async def test_requests_that_only_read_never_wait_behind_a_stuck_write(tmp_path:
                     stuck["response"] = await client.responses.create(model="m", input="stuck")
 
                 tg.start_soon(storing)
-                with anyio.fail_after(10):
+                # Well inside SQLite's own 30 s busy timeout, which bounded the wait before.
+                with anyio.fail_after(25):
                     while len(upstream.requests) < 2:  # the stuck one was answered upstream...
                         await anyio.wait_all_tasks_blocked()
                     await anyio.wait_all_tasks_blocked()  # ...and now waits for the store
