@@ -230,6 +230,6 @@ async def test_repeated_identical_overflowing_compaction_is_refused_at_once(
     for answer in (second, third):
         assert answer.status_code == 400
         error = answer.json()["error"]
-        assert error["code"] == "compaction_overflow", error
+        assert error["code"] == "compaction_loop", error
         assert "context window" in error["message"] and "new session" in error["message"]
     assert len(upstream.requests) == 1  # the repeats never reached the upstream

@@ -30,10 +30,11 @@ from ..prompt import Prompt
 from ..wire import CompactedResponse, CompactionItem, Usage, encode
 from .compaction import (
     COMPACTION,
-    OverflowGuard,
+    CompactionGuard,
     ends_with_trigger,
     expand,
     fingerprint,
+    history_key,
     is_codex_compaction,
     summary_prompt,
     user_messages,
@@ -60,6 +61,7 @@ class Plan:
     summarising: bool = False  # a compaction_trigger: answer one compaction item
     guarded: bool = False  # a compaction of any kind: the overflow guard watches it
     key: str | None = None  # the upstream payload's fingerprint, when guarded
+    history: tuple[str, bool] | None = None  # `history_key` of what a trigger compacts
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -69,7 +71,7 @@ def _headers(scope: Scope) -> dict[str, str]:
 class Compactor:
     def __init__(self, sealer: Sealer, *, new_id: IdFactory = random_id):
         self.sealer = sealer
-        self.guard = OverflowGuard()
+        self.guard = CompactionGuard()
         self.new_id = new_id
 
     @classmethod
@@ -93,7 +95,8 @@ class Compactor:
         expanded = expand(items, len(request.items), self.sealer, trigger_ok=trigger)
         if trigger:
             effort = request.body.reasoning.effort if request.body.reasoning else None
-            return Plan(summary_prompt(expanded, reasoning_effort=effort), True, True)
+            prompt = summary_prompt(expanded, reasoning_effort=effort)
+            return Plan(prompt, True, True, history=history_key(request.model, items[:-1]))
         prompt = request.prompt(expanded)
         return Plan(prompt, guarded=is_codex_compaction(_headers(scope)))
 
@@ -101,7 +104,7 @@ class Compactor:
         """Refuse a compaction identical to one that already overflowed the upstream."""
         if plan.guarded:
             plan.key = fingerprint(payload)
-            self.guard.check(plan.key)
+            self.guard.check(plan.key, plan.history)
 
     def events(self, plan: Plan, events: AsyncIterator[Event]) -> AsyncIterator[Event]:
         if not plan.guarded:
@@ -118,6 +121,7 @@ class Compactor:
                     text.append(event.item.text)
                 elif isinstance(event, Completed):
                     token = self.sealer.seal(_summary(text))
+                    self.guard.compacted(plan.history)
                     raw = {"type": COMPACTION, "encrypted_content": token}
                     yield OutputItemDone(OtherItem(raw, COMPACTION))
                     yield event
@@ -172,7 +176,8 @@ class Compactor:
         prompt = summary_prompt(expanded, reasoning_effort=effort)
         chat = prepare_chat_request(prompt, upstream_model, provider)
         key = fingerprint(chat.payload)
-        self.guard.check(key)
+        history = history_key(request.model, items)
+        self.guard.check(key, history)
         text: list[str] = []
         usage: TokenUsage | None = None
         events = runtime.client(provider).stream(chat)
@@ -188,6 +193,7 @@ class Compactor:
         finally:
             await events.aclose()
         item = CompactionItem(self.new_id("cmp"), self.sealer.seal(_summary(text)))
+        self.guard.compacted(history)
         return CompactedResponse(
             id=self.new_id("resp"),
             created_at=int(time.time()),

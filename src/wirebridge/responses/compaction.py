@@ -9,9 +9,12 @@ the upstream with our own summary instructions, and the summary comes back seale
 summary, as a user message where the item stood. A token we cannot open is a 400 naming the
 item: dropping it would silently lose the whole compacted history.
 
-`OverflowGuard` stops a compaction loop: a client whose compaction request does not fit the
-upstream's window may send the very same request again and again (Codex did, 1,500 times in
-90 s); the second identical one is refused at once with an error that says what to do.
+`CompactionGuard` stops compaction loops, which a window too small for the client's own
+instructions and tools causes (Codex: 1,500 requests in 90 s). Two kinds are refused at once
+with an error that says what to do: a compaction identical to one that overflowed the upstream's
+window, and the third compaction in a row of what a previous compaction left, each one at most a
+step (a call and its output) after it: the summary does not make the conversation fit the
+window, so the next one will not either.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import msgspec
 
@@ -143,31 +147,78 @@ def fingerprint(payload: JSON) -> str:
     return hashlib.sha256(msgspec.json.encode(payload)).hexdigest()
 
 
-class OverflowGuard:
-    """Remembers compaction requests that overflowed the upstream's window (bounded, LRU)."""
+QUICK_STEPS = 2  # items after a compaction that still count as "right after it"
+QUICK_REPEATS = 2  # quick compactions of one history allowed; the next is refused
+
+
+def history_key(model: str, items: Sequence[Item]) -> tuple[str, bool] | None:
+    """The identity of a history up to its last compaction item (compaction items counted by
+    place, not content: a model rarely writes the same summary twice), and whether at most a
+    step follows it; None without a compaction item."""
+    last = max((i for i, item in enumerate(items) if is_kind(item, COMPACTION)), default=-1)
+    if last < 0:
+        return None
+    # Ids left out: clients renumber items between context windows (Codex does).
+    shape = [{"type": COMPACTION} if is_kind(i, COMPACTION) else _plain(i) for i in items]
+    return fingerprint({"model": model, "items": shape[: last + 1]}), len(
+        items
+    ) - last - 1 <= QUICK_STEPS
+
+
+def _plain(item: Item) -> JSON:
+    return {k: v for k, v in dump_item(item).items() if k not in ("id", "status")}
+
+
+_ADVICE = (
+    "Start a new session, or use a model with a larger context window (and tell the client "
+    "its real size, e.g. context_window in Codex's model catalog)."
+)
+
+
+class CompactionGuard:
+    """Remembers compactions that overflowed, and histories already compacted (bounded, LRU)."""
 
     def __init__(self, capacity: int = 512):
         self.capacity = capacity
-        self._seen: OrderedDict[str, int] = OrderedDict()
+        self._overflowed: OrderedDict[str, None] = OrderedDict()
+        self._quick: OrderedDict[str, int] = OrderedDict()  # history -> quick compactions
 
-    def overflowed(self, key: str) -> None:
-        self._seen[key] = self._seen.get(key, 0) + 1
-        self._seen.move_to_end(key)
-        while len(self._seen) > self.capacity:
-            self._seen.popitem(last=False)
+    def overflowed(self, payload_key: str) -> None:
+        self._remember(self._overflowed, payload_key, None)
 
-    def check(self, key: str) -> None:
-        """Refuse a compaction request identical to one that already overflowed."""
-        if key in self._seen:
-            self._seen.move_to_end(key)
-            raise ApiError(
-                400,
+    def compacted(self, history: tuple[str, bool] | None) -> None:
+        if history is not None:
+            key, quick = history
+            self._remember(self._quick, key, self._quick.get(key, 0) + 1 if quick else 0)
+
+    def check(self, payload_key: str | None, history: tuple[str, bool] | None = None) -> None:
+        """Refuse a compaction that cannot help (see the module's docstring)."""
+        if payload_key is not None and payload_key in self._overflowed:
+            raise self._refusal(
                 "this compaction request is identical to one that already overflowed the "
-                "upstream model's context window, so it cannot succeed: the conversation is too "
-                "long for the model even to be summarised. Start a new session, or give the "
-                "model a larger context window (and tell the client its real size, e.g. "
-                "context_window in Codex's model catalog).",
-                "invalid_request_error",
-                code="compaction_overflow",
-                failed_code="invalid_prompt",
+                "upstream model's context window, so it cannot succeed: the conversation is "
+                "too long for the model even to be summarised."
             )
+        if history is not None and history[1] and self._quick.get(history[0], 0) >= QUICK_REPEATS:
+            raise self._refusal(
+                "this conversation was compacted again and again, each time right after the "
+                "previous compaction: it does not fit the model's context window even when "
+                "compacted, so the window is too small for the client's own instructions and "
+                "tools."
+            )
+
+    def _remember(self, seen: OrderedDict[str, Any], key: str, value: Any) -> None:
+        seen[key] = value
+        seen.move_to_end(key)
+        while len(seen) > self.capacity:
+            seen.popitem(last=False)
+
+    @staticmethod
+    def _refusal(why: str) -> ApiError:
+        return ApiError(
+            400,
+            f"{why} {_ADVICE}",
+            "invalid_request_error",
+            code="compaction_loop",
+            failed_code="invalid_prompt",
+        )
