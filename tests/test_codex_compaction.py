@@ -49,7 +49,7 @@ def texts(request: SeenRequest) -> list[str]:
 
 def is_bridge_summary(request: SeenRequest) -> bool:
     first = request.json["messages"][0]
-    return first.get("role") == "system" and first.get("content") == SUMMARY_INSTRUCTIONS
+    return bool(first.get("role") == "system" and first.get("content") == SUMMARY_INSTRUCTIONS)
 
 
 class Model:
