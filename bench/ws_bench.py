@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -66,9 +67,64 @@ def _message(role: str, text: str) -> dict[str, Any]:
     return {"type": "message", "role": role, "content": [{"type": "input_text", "text": text}]}
 
 
+_WORDS = [
+    "error",
+    "warning",
+    "note",
+    "build",
+    "test",
+    "passed",
+    "failed",
+    "module",
+    "import",
+    "function",
+    "return",
+    "value",
+    "line",
+    "file",
+    "path",
+    "src",
+    "lib",
+    "tests",
+    "assert",
+    "expected",
+    "actual",
+    "got",
+    "type",
+    "str",
+    "int",
+    "None",
+    "self",
+    "def",
+    "class",
+    "compile",
+    "link",
+    "object",
+    "target",
+    "make",
+    "cargo",
+    "pytest",
+    "npm",
+    "run",
+    "ok",
+    "FAILED",
+    "PASSED",
+    "collected",
+    "items",
+]
+
+
 def _tool_output(call_id: str, turn: int) -> dict[str, Any]:
-    line = f"turn {turn}: src/module_{turn}.py:42: a line of build output, as tools print it\n"
-    text = (line * (TOOL_OUTPUT_BYTES // len(line) + 1))[:TOOL_OUTPUT_BYTES]
+    """~4 KB of build-log-like text: varied words, paths and numbers (deflates about 3x, as
+    real command output does; a repeated line would flatter the compressed figures)."""
+    rng = random.Random(turn)
+    lines, size = [], 0
+    while size < TOOL_OUTPUT_BYTES:
+        words = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(4, 12)))
+        line = f"src/{rng.choice(_WORDS)}_{rng.randint(0, 999)}.py:{rng.randint(1, 4000)}: {words}"
+        lines.append(line)
+        size += len(line) + 1
+    text = "\n".join(lines)[:TOOL_OUTPUT_BYTES]
     return {"type": "function_call_output", "call_id": call_id, "output": text}
 
 
