@@ -29,7 +29,14 @@ from wirebridge.store import StoredResponse, open_store
 from wirebridge.store.records import record_to_row
 from wirebridge.store.schema import MIGRATIONS
 from wirebridge.store.sqlite import SQLiteStore
-from wirebridge.testing import Reply, ScriptedUpstream, SeenRequest, text_body
+from wirebridge.testing import (
+    Reply,
+    ScriptedUpstream,
+    SeenRequest,
+    chat_chunk,
+    sse_body,
+    text_body,
+)
 
 from .test_server_cli import serve
 from .test_store_servers import postgres_url  # noqa: F401  (a fixture)
@@ -306,3 +313,63 @@ async def test_the_access_log_names_the_tenant_never_the_key(
     records = [r for r in caplog.records if r.name == "wirebridge.access"]
     assert [r.access["tenant"] for r in records] == [f"key:{key_id(ALICE)}"] * 2  # type: ignore[attr-defined]
     assert all(ALICE not in r.getMessage() for r in caplog.records)
+
+
+async def test_item_reference_brings_back_reasoning_and_calls_as_the_ai_sdk_sends_them(
+    tmp_path: Path,
+) -> None:
+    """The AI SDK's continuation of a tool call: earlier reasoning and the call as references,
+    then the tool's output. The upstream gets the call with its reasoning replayed."""
+    call = {"index": 0, "id": "call_1", "type": "function"}
+    thinking_then_call = sse_body(
+        [
+            chat_chunk({"role": "assistant", "reasoning_content": "I should look it up"}),
+            chat_chunk({"tool_calls": [{**call, "function": {"name": "lookup", "arguments": ""}}]}),
+            chat_chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"q": 1}'}}]}),
+            chat_chunk({}, finish_reason="tool_calls"),
+        ]
+    )
+    tool = {"type": "function", "name": "lookup", "parameters": {"type": "object"}}
+    async with ScriptedUpstream() as upstream:
+        upstream.push(Reply(thinking_then_call), Reply(text_body(["It is 42."])))
+        async with (
+            keyed_bridge(tmp_path / "responses.db", upstream) as base_url,
+            http(base_url, ALICE) as alice,
+        ):
+            first = (
+                await alice.post(
+                    "/responses", json={"model": "m", "input": "find it", "tools": [tool]}
+                )
+            ).json()
+            asked = (await alice.get(f"/responses/{first['id']}/input_items")).json()["data"][0]
+            reasoning, called = first["output"]
+            second = await alice.post(
+                "/responses",
+                json={
+                    "model": "m",
+                    "tools": [tool],
+                    "input": [
+                        {"type": "item_reference", "id": asked["id"]},
+                        {"type": "item_reference", "id": reasoning["id"]},
+                        {"type": "item_reference", "id": called["id"]},
+                        {"type": "function_call_output", "call_id": "call_1", "output": "42"},
+                    ],
+                },
+            )
+    assert (reasoning["type"], called["type"]) == ("reasoning", "function_call")
+    assert second.status_code == 200, second.text
+    assert upstream.requests[1].json["messages"] == [
+        user("find it"),
+        {
+            "role": "assistant",
+            "reasoning": "I should look it up",
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "lookup", "arguments": '{"q": 1}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "42"},
+    ]
