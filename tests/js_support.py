@@ -129,7 +129,11 @@ class Tier:
 
 @asynccontextmanager
 async def tier(
-    tmp_path: Path, *, deepseek: bool = False, reasoning: bool | None = None
+    tmp_path: Path,
+    *,
+    deepseek: bool = False,
+    reasoning: bool | None = None,
+    bridge_args: tuple[str, ...] = (),
 ) -> AsyncIterator[Tier]:
     """The upstream (DeepSeek-like with `deepseek`) and `wirebridge serve` in front of it."""
     modules = js_modules()
@@ -142,5 +146,6 @@ async def tier(
             'model_provider = "scripted"\n\n[model_providers.scripted]\n'
             f'base_url = "{upstream.base_url}"\nreasoning_field = "{field}"\n'
         )
-        async with serve("--config", str(config), env={"WIREBRIDGE_SECRET": SECRET}) as bridge:
+        argv = ("--config", str(config), *bridge_args)
+        async with serve(*argv, env={"WIREBRIDGE_SECRET": SECRET}) as bridge:
             yield Tier(upstream, f"{bridge.url}/v1", modules, bridge.lines)

@@ -89,6 +89,18 @@ async def test_previous_response_id(tmp_path: Path) -> None:
     _two_turns(t)
 
 
+@pytest.mark.parametrize(
+    ("bridge_args", "shown"), [((), ""), (("--reasoning-summary", "always"), thought(1))]
+)
+async def test_without_options_reasoning_shows_only_when_the_bridge_always_summarises(
+    tmp_path: Path, bridge_args: tuple[str, ...], shown: str
+) -> None:
+    async with tier(tmp_path, reasoning=True, bridge_args=bridge_args) as t:
+        out = await t.run(SCRIPT, "reasoning_default")
+    assert out["text"] == "Answer 1."
+    assert out["reasoning"] == shown
+
+
 async def test_reasoning_is_shown_when_a_summary_is_asked_for(tmp_path: Path) -> None:
     async with tier(tmp_path, reasoning=True) as t:
         out = await t.run(SCRIPT, "reasoning_visible")

@@ -98,6 +98,12 @@ await main({
     return { types: turn.types, text: turn.text, reasoning: turn.reasoning };
   },
 
+  // No options: the SDK asks for no summary for a model id it does not know.
+  async reasoning_default() {
+    const turn = await streamed({ prompt: "Say hello." });
+    return { types: turn.types, text: turn.text, reasoning: turn.reasoning };
+  },
+
   reasoning_tool_loop_store_true: () => toolLoop(REASONING),
 
   reasoning_tool_loop_store_false: () => toolLoop({ ...REASONING, store: false }),
