@@ -37,6 +37,7 @@ from ..provider import Provider
 from ..store import Store
 from ..wire import Response as ResponseObject
 from ..wire import encode
+from .bodies import decode_body
 from .compacting import Compactor, Plan
 from .encoder import IdFactory, ResponsesEncoder, random_id
 from .errors import ApiError, map_exception
@@ -300,7 +301,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             raise _too_large(limit)
         chunks.append(body)
         more = message.get("more_body", False)
-    return b"".join(chunks)
+    return decode_body(scope["headers"], b"".join(chunks), limit)  # the limit holds decoded
 
 
 def _too_large(limit: int) -> ApiError:
