@@ -115,6 +115,10 @@ CASES: list[Case] = [
     Case("`previous_response_id` on a bridge with `--no-store`",
          ok(previous_response_id="resp_1"), 400, "previous_response_not_found",
          "previous_response_id"),
+    Case("a reasoning item whose `encrypted_content` token (`wb2.`) was altered",
+         ok(input=[message({"type": "input_text", "text": "hi"}),
+                   {"type": "reasoning", "summary": [], "encrypted_content": "wb2.e30.AAAA"}]),
+         400, "invalid_encrypted_content", "input[1]"),
 ]  # fmt: skip
 
 
