@@ -4,6 +4,7 @@ one turn at a time, and every error frame and close path."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.extensions.permessage_deflate import PerMessageDeflate
 
 from wirebridge.responses import BridgeSettings
+from wirebridge.responses.runner import ServerLimits
 from wirebridge.responses.socketwire import SocketSettings
 from wirebridge.responses.testing import (
     check_stream_invariants,
@@ -413,3 +415,31 @@ async def test_a_stored_response_continues_on_a_new_socket_and_over_http(
     assert answer.status_code == 200, answer.text
     contents = [m["content"] for m in upstream.requests[2].json["messages"]]
     assert contents == ["first question", "one", "second", "two", "third"]
+
+
+async def test_a_client_that_never_answers_pings_is_closed(upstream: ScriptedUpstream) -> None:
+    """A raw socket that completes the handshake, then reads and never answers: the server's
+    ping goes unanswered and the server ends the connection."""
+    limits = ServerLimits(ws_ping_interval_s=0.05, ws_ping_timeout_s=0.05)
+    async with running_bridge(settings_for(upstream), limits=limits) as bridge:
+        stream = await anyio.connect_tcp("127.0.0.1", bridge.port)
+        async with stream:
+            key = base64.b64encode(b"0123456789abcdef").decode()
+            await stream.send(
+                (
+                    f"GET /v1/responses HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                    f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                    "Sec-WebSocket-Version: 13\r\n\r\n"
+                ).encode()
+            )
+            received = b""
+            with anyio.fail_after(10):
+                try:
+                    while True:
+                        received += await stream.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    pass
+    head, _, frames = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101")
+    opcodes = [frames[0] & 0x0F] if frames else []
+    assert opcodes == [0x9], frames[:20]  # a ping came first; then the server closed on us
