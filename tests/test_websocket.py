@@ -443,3 +443,30 @@ async def test_a_client_that_never_answers_pings_is_closed(upstream: ScriptedUps
     assert head.startswith(b"HTTP/1.1 101")
     opcodes = [frames[0] & 0x0F] if frames else []
     assert opcodes == [0x9], frames[:20]  # a ping came first; then the server closed on us
+
+
+async def test_a_turn_past_the_stream_limit_is_an_overloaded_error_frame(
+    upstream: ScriptedUpstream,
+) -> None:
+    hold = anyio.Event()
+    head = sse_body([chat_chunk({"content": "busy"})], done=False)
+    upstream.push(Reply(head + text_body([""]), hold=hold, hold_after=len(head)))
+    upstream.push(Reply(text_body(["later"])))
+    settings = settings_for(upstream, max_concurrent_streams=1)
+    async with (
+        running_bridge(settings) as bridge,
+        connect(ws_url(bridge.base_url)) as busy,
+        connect(ws_url(bridge.base_url)) as other,
+    ):
+        await busy.send(json.dumps({"type": "response.create", "model": "m", "input": "a"}))
+        with anyio.fail_after(10):
+            while json.loads(await busy.recv())["type"] != "response.output_text.delta":
+                pass
+        refused = await turn(other, model="m", input="b")
+        hold.set()
+        await events_until_end(busy)
+        later = await turn(other, model="m", input="c")
+    assert [(e["type"], e["status"], e["error"]["code"]) for e in refused] == [
+        ("error", 503, "overloaded")
+    ]
+    assert later[-1]["type"] == "response.completed"
