@@ -104,6 +104,25 @@ await main({
     return { types: turn.types, text: turn.text, reasoning: turn.reasoning };
   },
 
+  async reasoning_tool_loop_previous_response_id() {
+    const loop = { tools, stopWhen: stepCountIs(4) };
+    const first = await streamed({
+      prompt: "What is the weather in Paris?",
+      ...loop,
+      providerOptions: { openai: REASONING },
+    });
+    const second = await streamed({
+      prompt: "And tomorrow?",
+      ...loop,
+      providerOptions: { openai: { ...REASONING, previousResponseId: first.responseId } },
+    });
+    return {
+      texts: [first.text, second.text],
+      reasoning: [first.reasoning, second.reasoning],
+      warnings: [...first.warnings, ...second.warnings],
+    };
+  },
+
   reasoning_tool_loop_store_true: () => toolLoop(REASONING),
 
   reasoning_tool_loop_store_false: () => toolLoop({ ...REASONING, store: false }),
