@@ -66,7 +66,7 @@ class BridgeSettings:
     # Bridges sharing a store must share it.
     compaction_secret: str | None = field(default=None, repr=False)
     # The WebSocket transport's limits (socketwire.py): age, idle time, socket cap.
-    websocket: SocketSettings = SocketSettings()
+    websocket: SocketSettings = field(default_factory=SocketSettings)
 
     @property
     def relay_timing(self) -> RelayTiming:
