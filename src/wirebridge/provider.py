@@ -72,6 +72,9 @@ class Provider:
     reasoning_field: ReasoningField = "reasoning"
     include_usage: bool = True
     think_tags: ThinkTags = "off"
+    # Forward the client's `prompt_cache_key` (Codex: the thread id), for upstreams that take it
+    # as a prefix-cache routing hint (OpenAI, Azure OpenAI); others may reject the field.
+    prompt_cache_key: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.base_url, str) or not self.base_url.startswith(
@@ -162,6 +165,7 @@ BUILTIN_PROVIDERS: dict[str, Provider] = {
         env_key="OPENAI_API_KEY",
         env_key_instructions="Create a key at https://platform.openai.com/api-keys",
         developer_role="developer",
+        prompt_cache_key=True,
     ),
     "openrouter": Provider(
         name="openrouter",

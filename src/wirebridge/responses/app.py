@@ -38,6 +38,7 @@ from ..store import Store
 from ..wire import Response as ResponseObject
 from ..wire import encode
 from .bodies import decode_body
+from .codex_items import forward_cache_key
 from .compacting import Compactor, Plan
 from .encoder import IdFactory, ResponsesEncoder, random_id
 from .errors import ApiError, map_exception
@@ -172,6 +173,7 @@ class ResponsesEndpoint:
         )
         runtime.log_dropped_tools(chat)
         self.compactor.check(plan, chat.payload)
+        forward_cache_key(request.body.prompt_cache_key, provider, chat.payload)
         return Turn(request, items, plan, provider, chat)
 
     async def _respond(

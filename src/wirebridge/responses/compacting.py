@@ -28,6 +28,7 @@ from ..items import Item, Message, OtherItem
 from ..jsontypes import JSON
 from ..prompt import Prompt
 from ..wire import CompactedResponse, CompactionItem, Usage, encode
+from .codex_items import fold, merge_tools
 from .compaction import (
     COMPACTION,
     CompactionGuard,
@@ -97,7 +98,10 @@ class Compactor:
             effort = request.body.reasoning.effort if request.body.reasoning else None
             prompt = summary_prompt(expanded, reasoning_effort=effort)
             return Plan(prompt, True, True, history=history_key(request.model, items[:-1]))
-        prompt = request.prompt(expanded)
+        kept, extra = fold(expanded)  # newer Codex's items (codex_items.py)
+        prompt = request.prompt(kept)
+        if extra:
+            prompt.tools = merge_tools(prompt.tools, extra)
         return Plan(prompt, guarded=is_codex_compaction(_headers(scope)))
 
     def check(self, plan: Plan, payload: JSON) -> None:

@@ -66,6 +66,8 @@ _HOSTED_SUFFIXES = ("_call", "_call_output", "_output")
 # Kept as they are: resolved (item_reference) or carried (compaction) by other parts.
 PASS_THROUGH_ITEM_TYPES = frozenset(
     {"item_reference", "compaction", "compaction_summary", "compaction_trigger"}
+    # newer Codex: folded into tools or messages by codex_items.py
+    | {"additional_tools", "tool_search_output", "agent_message"}
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
