@@ -27,12 +27,17 @@ async def test_streamed_turn(tmp_path: Path) -> None:
     ]
 
 
-async def test_tool_loop(tmp_path: Path) -> None:
-    async with tier(tmp_path) as t:
+@pytest.mark.parametrize("deepseek", [False, True])
+async def test_streamed_tool_loop(tmp_path: Path, deepseek: bool) -> None:
+    async with tier(tmp_path, deepseek=deepseek) as t:
         out = await t.run(SCRIPT, "tool_loop")
     assert out["final"] == ANSWER
-    assert out["items"] == ["tool_call_item", "tool_call_output_item", "message_output_item"]
+    items = ["tool_call_item", "tool_call_output_item", "message_output_item"]
+    if deepseek:
+        items = ["reasoning_item", *items[:2], "reasoning_item", items[2]]
+    assert out["items"] == items
     assert t.sent(1)[-1] == TOOL
+    assert t.sent(1)[-2].get("reasoning_content") == (thought(1) if deepseek else None)
 
 
 @pytest.mark.parametrize("scenario", ["history", "previous_response_id"])
