@@ -127,6 +127,20 @@ async def test_reasoning_round_trips_behind_a_deepseek_like_upstream(
     assert _call(t.sent(3)[-2]) == {"role": "assistant", "tool_calls": [CALL3], **thought_of(3)}
 
 
+async def test_generate_text_tool_loop_stateless_behind_a_deepseek_like_upstream(
+    tmp_path: Path,
+) -> None:
+    async with tier(tmp_path, deepseek=True) as t:
+        out = await t.run(SCRIPT, "generate_tool_loop_store_false")
+    assert out == {
+        "text": ANSWER,
+        "steps": 2,
+        "reasoning": [thought(1), thought(2)],
+        "warnings": [],
+    }
+    assert _call(t.sent(1)[1]) == {"role": "assistant", "tool_calls": [CALL], **thought_of(1)}
+
+
 def thought_of(n: int) -> dict[str, str]:
     return {"reasoning_content": thought(n)}
 

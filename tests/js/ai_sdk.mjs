@@ -123,6 +123,24 @@ await main({
     };
   },
 
+  // Not streamed: generateText, the bridge answering whole responses.
+  async generate_tool_loop_store_false() {
+    const result = await generateText({
+      model: llm,
+      maxRetries: 0,
+      prompt: "What is the weather in Paris?",
+      tools,
+      stopWhen: stepCountIs(4),
+      providerOptions: { openai: { ...REASONING, store: false } },
+    });
+    return {
+      text: result.text,
+      steps: result.steps.length,
+      reasoning: result.steps.map((step) => step.reasoningText ?? ""),
+      warnings: result.steps.flatMap((s) => s.warnings ?? []).map((w) => w.message ?? w.type),
+    };
+  },
+
   reasoning_tool_loop_store_true: () => toolLoop(REASONING),
 
   reasoning_tool_loop_store_false: () => toolLoop({ ...REASONING, store: false }),
