@@ -23,7 +23,7 @@ def ws(url: str) -> str:
 
 async def test_serve_takes_websockets_with_its_limits(upstream: ScriptedUpstream) -> None:
     upstream.push(Reply(text_body(["pong"])))
-    args = ("--upstream", upstream.base_url, "--max-body-bytes", "65536")
+    args = ("--upstream", upstream.base_url, "--max-body-bytes", "65536", "--log-format", "json")
     key = {"Authorization": "Bearer k1"}
     async with serve(*args, env={"WIREBRIDGE_API_KEYS": "k1"}) as server:
         with pytest.raises(websockets.InvalidStatus) as no_key:
@@ -40,7 +40,13 @@ async def test_serve_takes_websockets_with_its_limits(upstream: ScriptedUpstream
     assert (code, before) == (1009, [])
     assert len(upstream.requests) == 1
     assert "k1" not in server.stderr
-    assert '"WEBSOCKET /v1/responses" 101 turns=1' in server.stderr
+    records = [json.loads(line) for line in server.lines if line.startswith("{")]
+    sockets = [r for r in records if r.get("method") == "WEBSOCKET"]
+    assert [(r["path"], r["status"], r["turns"]) for r in sockets] == [
+        ("/v1/responses", 101, 1),
+        ("/v1/responses", 101, 0),
+    ]
+    assert [r["closed"] for r in sockets] == ["disconnect 1000", "disconnect 1009"]
 
 
 async def test_serve_caps_open_websockets(upstream: ScriptedUpstream) -> None:

@@ -123,7 +123,7 @@ def _log_connection(scope: Any, connection: _Connection, elapsed: float) -> None
     client = scope.get("client")
     where = f"{client[0]}:{client[1]}" if client else "-"
     code, reason = connection.closing or (CLOSE_NORMAL, "")
-    ended = "client" if connection.gone else f"{code} {reason}".strip()
+    ended = f"disconnect {connection.gone_code}" if connection.gone else f"{code} {reason}".strip()
     access_log.info(
         '%s "WEBSOCKET %s" 101 turns=%d duration_ms=%.2f closed=%s',
         where,
@@ -131,7 +131,17 @@ def _log_connection(scope: Any, connection: _Connection, elapsed: float) -> None
         connection.turns,
         elapsed * 1000,
         escape(ended),
-        extra={"access": {"path": scope["path"], "turns": connection.turns, "closed": ended}},
+        extra={
+            "access": {
+                "client": where,
+                "method": "WEBSOCKET",
+                "path": escape(scope["path"]),
+                "status": 101,
+                "duration_ms": round(elapsed * 1000, 2),
+                "turns": connection.turns,
+                "closed": escape(ended),
+            }
+        },
     )
 
 
@@ -161,6 +171,7 @@ class _Connection:
         self.opened = anyio.current_time()
         self.closing: tuple[int, str] | None = None  # a close decided by the reader
         self.gone = False  # the client closed or went away
+        self.gone_code = 0  # its close code (1006: no close frame; 1009: uvicorn's size limit)
         self.turns = 0  # response.create messages answered
 
     async def run(self) -> None:
@@ -181,6 +192,7 @@ class _Connection:
             kind = message["type"]
             if kind == "websocket.disconnect":
                 self.gone = True
+                self.gone_code = message.get("code", 1005)
                 scope.cancel()  # the running turn and its upstream request end now
                 return
             text = message.get("text")
