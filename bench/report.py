@@ -157,7 +157,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ["", *decode_section(results["decode"])]
     if "growth" in results:
         lines += ["", *growth_section(results["growth"], results.get("long_arguments"))]
-    for name in ("bridge", "concurrency", "stall", "ops"):
+    for name in ("bridge", "concurrency", "stall", "ops", "websocket"):
         data = results.get(name)
         if data is None:
             continue
@@ -171,6 +171,10 @@ def markdown(results: dict[str, Any]) -> str:
             import ops_bench
 
             lines += ["", *ops_bench.markdown(data)]
+        elif name == "websocket":
+            import ws_bench
+
+            lines += ["", *ws_bench.markdown(data)]
         else:
             import server_bench
 

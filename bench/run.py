@@ -34,7 +34,7 @@ import growth  # noqa: E402
 import procs  # noqa: E402
 import report  # noqa: E402
 
-SECTIONS = ("decode", "growth", "bridge", "concurrency", "stall", "ops")
+SECTIONS = ("decode", "growth", "bridge", "concurrency", "stall", "ops", "websocket")
 
 
 def machine() -> dict[str, Any]:
@@ -119,7 +119,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 upstream.base_url, 1 if quick else 3
             )
             report.progress("growth", results["growth"])
-        server_sections = only & {"bridge", "concurrency", "stall", "ops"}
+        server_sections = only & {"bridge", "concurrency", "stall", "ops", "websocket"}
         if server_sections:
             why = server_available()
             for name in sorted(server_sections):
@@ -133,6 +133,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     import ops_bench
 
                     results[name] = await ops_bench.run(upstream, quick)
+                elif name == "websocket":
+                    import ws_bench
+
+                    results[name] = await ws_bench.run_section(upstream, quick)
                 else:
                     import server_bench
 

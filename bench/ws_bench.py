@@ -340,19 +340,32 @@ def report(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+async def measure(upstream: procs.Upstream, turns: int, sockets: int) -> dict[str, Any]:
+    results: dict[str, Any] = {"load_start": os.getloadavg()}
+    async with server_bench.Server(upstream.base_url) as server:
+        results["session"] = await session(server, turns)
+    results["idle"] = [
+        await idle_sockets(upstream.base_url, sockets, "deflate"),
+        await idle_sockets(upstream.base_url, sockets, None),
+    ]
+    results["load_end"] = os.getloadavg()
+    return results
+
+
+async def run_section(upstream: procs.Upstream, quick: bool) -> dict[str, Any]:
+    """`bench/run.py --only websocket`: 20 turns and 200 sockets when quick."""
+    return await measure(upstream, 20 if quick else 50, 200 if quick else 1000)
+
+
+def markdown(results: dict[str, Any]) -> list[str]:
+    return report(results).split("\n")
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     home = tempfile.mkdtemp(prefix="wirebridge-bench-")
     os.environ["WIREBRIDGE_HOME"] = home  # the bridges' store, not the user's
-    results: dict[str, Any] = {"load_start": os.getloadavg()}
     with procs.Upstream() as upstream:
-        async with server_bench.Server(upstream.base_url) as server:
-            results["session"] = await session(server, args.turns)
-        results["idle"] = [
-            await idle_sockets(upstream.base_url, args.sockets, "deflate"),
-            await idle_sockets(upstream.base_url, args.sockets, None),
-        ]
-    results["load_end"] = os.getloadavg()
-    return results
+        return await measure(upstream, args.turns, args.sockets)
 
 
 def main() -> None:
