@@ -141,8 +141,7 @@ class BackgroundRuns:
     ) -> AsyncIterator[BackgroundRuns]:
         async with anyio.create_task_group() as tg:
             runs = cls(store, settings, tg)
-            await runs.sweep()
-            tg.start_soon(runs._maintain)
+            tg.start_soon(runs._maintain)  # sweeps at once: a run a dead bridge left is marked
             try:
                 yield runs
             finally:
