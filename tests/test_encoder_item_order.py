@@ -145,3 +145,29 @@ def test_reasoning_that_comes_whole_after_the_answer_is_added_after_it() -> None
         ("message", "Hi"),
         ("reasoning", "late"),
     ]
+
+
+def test_parallel_calls_stream_one_at_a_time_in_index_order() -> None:
+    """Interleaved calls (index 1 first, then 0 and 1 alternating): only the call that is next
+    in index order streams; the other comes whole after it."""
+    wire, _ = encode(
+        [
+            ToolCallDelta(1, "call_b", "g", '{"b"'),
+            ToolCallDelta(0, "call_a", "f", '{"a"'),
+            ToolCallDelta(1, "call_b", "g", ":2}"),
+            ToolCallDelta(0, "call_a", "f", ":1}"),
+            OutputItemDone(FunctionCall("f", '{"a":1}', "call_a")),
+            OutputItemDone(FunctionCall("g", '{"b":2}', "call_b")),
+            Completed(),
+        ]
+    )
+    deltas = [e["delta"] for e in wire if e["type"] == "response.function_call_arguments.delta"]
+    assert deltas == ['{"a"', ":1}", '{"b":2}']
+    assert [i["call_id"] for i in done_items(wire)] == ["call_a", "call_b"]
+    opened: list[str] = []
+    for e in wire:
+        if e["type"] == "response.output_item.added":
+            assert not opened
+            opened.append(e["item"]["id"])
+        elif e["type"] == "response.output_item.done":
+            opened.remove(e["item"]["id"])

@@ -165,6 +165,7 @@ class ResponsesEncoder:
         self._reasoning_before: list[str] = []
         self._text_before: list[str] = []
         self._late: Reasoning | None = None
+        self._calls_added = 0  # tool calls added so far (only the next one may stream)
         self._handlers: dict[type, Callable[[Any], None]] = {
             OutputTextDelta: self._on_text,
             ReasoningContentDelta: self._on_reasoning,
@@ -310,6 +311,10 @@ class ResponsesEncoder:
     def _on_call_delta(self, event: ToolCallDelta) -> None:
         item = self._calls.get(event.call_id)
         if item is None:
+            if self._calls or event.index != self._calls_added:
+                # One item at a time, calls in index order: a call that starts while another
+                # streams, or before an earlier one, comes whole when the decoder reports it.
+                return
             namespace = event.namespace if event.namespace is not None else UNSET
             item = self._calls[event.call_id] = self._add(
                 "fc",
@@ -342,6 +347,8 @@ class ResponsesEncoder:
         elif self._reasoning is not None:
             self._reasoning_before.append("".join(self._reasoning.chunks))
             self._close_reasoning(Reasoning())
+        if prefix in ("fc", "ctc", "lsh"):
+            self._calls_added += 1
         opened = _OpenItem(self.new_id(prefix), len(self.output), content_index)
         item = make(opened.id)
         self.output.append(item)
