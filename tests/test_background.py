@@ -275,3 +275,19 @@ async def test_no_mcp_credential_reaches_the_run_log(upstream: ScriptedUpstream,
         rows += conn.execute("SELECT data FROM run_events").fetchall()
     assert rows and not any("sk-do-not-store-me" in text for (text,) in rows)
     assert "sk-do-not-store-me" not in json.dumps(replay)
+
+
+async def test_an_upstream_refusal_ends_the_run_failed_with_its_error(
+    upstream: ScriptedUpstream, db: str
+) -> None:
+    upstream.push(
+        Reply(b'{"error":{"message":"model not loaded"}}', 400, content_type="application/json")
+    )
+    async with running_bridge(settings(upstream, db)) as server, sdk(server) as client:
+        started = await client.responses.create(model="m", input="x", background=True)
+        final = await until_done(client, started.id)
+        events = [dumped(e) async for e in await client.responses.retrieve(started.id, stream=True)]
+    assert final.status == "failed"
+    assert final.error is not None and "model not loaded" in final.error.message
+    validate_events(events)
+    assert [e["type"] for e in events][-1] == "response.failed"
