@@ -88,8 +88,13 @@ class TokenError(ValueError):
     """A sealed token that is malformed, was altered, or was sealed with another key."""
 
 
+class ForeignTokenError(TokenError):
+    """A well-formed sealed token made with another key (a restarted bridge, another secret)."""
+
+
 def seal_reasoning(text: str, state: ProviderState | None, key: bytes) -> str:
-    """`wb2.<payload>.<tag>`: the reasoning text and state (base64url JSON), HMAC-SHA256'd."""
+    """`wb2.<key id>.<payload>.<tag>`: the reasoning text and state (base64url JSON), and an
+    HMAC-SHA256 over the rest. The key id tells "altered" from "sealed with another key"."""
     state = state or ProviderState()
     raw = msgspec.json.encode(
         {
@@ -98,25 +103,30 @@ def seal_reasoning(text: str, state: ProviderState | None, key: bytes) -> str:
             "thought_signatures": state.thought_signatures,
         }
     )
-    payload = _b64(raw)
-    return f"{SEALED_PREFIX}{payload}.{_b64(_tag(key, payload))}"
+    signed = f"{_key_id(key)}.{_b64(raw)}"
+    return f"{SEALED_PREFIX}{signed}.{_b64(_tag(key, signed))}"
 
 
 def open_reasoning(token: str | None, key: bytes) -> tuple[str, ProviderState] | None:
-    """The text and state of a sealed token; None if it is not one; `TokenError` if it was
-    altered or sealed with another key (the server refuses it: its text would be replayed)."""
+    """The text and state of a sealed token; None if it is not one; `ForeignTokenError` if
+    another key sealed it, `TokenError` if it was altered (its text would be replayed)."""
     if not token or not token.startswith(SEALED_PREFIX):
         return None
-    payload, dot, tag = token[len(SEALED_PREFIX) :].partition(".")
+    signed, dot, tag = token[len(SEALED_PREFIX) :].rpartition(".")
+    kid = signed.partition(".")[0]
+    if not dot or signed.count(".") != 1:
+        raise TokenError("it is malformed")
+    if kid != _key_id(key):
+        raise ForeignTokenError(
+            "it was made by a bridge with another secret (WIREBRIDGE_SECRET; without one, each "
+            "process signs with a random secret)"
+        )
     try:
         given = _unb64(tag)
     except (binascii.Error, ValueError):
         raise TokenError("it is malformed") from None
-    if not dot or not hmac.compare_digest(given, _tag(key, payload)):
-        raise TokenError(
-            "its signature does not match: it was altered, or made by a bridge with another "
-            "secret (WIREBRIDGE_SECRET)"
-        )
+    if not hmac.compare_digest(given, _tag(key, signed)):
+        raise TokenError("its signature does not match: it was altered")
     data = _sealed_payload(token)
     if data is None or not isinstance(data.get("text"), str):
         raise TokenError("it is malformed")
@@ -124,16 +134,22 @@ def open_reasoning(token: str | None, key: bytes) -> tuple[str, ProviderState] |
 
 
 def _sealed_payload(token: str) -> dict[str, Any] | None:
-    payload = token[len(SEALED_PREFIX) :].partition(".")[0]
+    parts = token[len(SEALED_PREFIX) :].split(".")
+    if len(parts) != 3:
+        return None
     try:
-        data = msgspec.json.decode(_unb64(payload))
+        data = msgspec.json.decode(_unb64(parts[1]))
     except (binascii.Error, ValueError, msgspec.DecodeError):
         return None
     return data if isinstance(data, dict) else None
 
 
-def _tag(key: bytes, payload: str) -> bytes:
-    return hmac.new(key, (SEALED_PREFIX + payload).encode(), hashlib.sha256).digest()
+def _key_id(key: bytes) -> str:
+    return _b64(hashlib.sha256(b"wirebridge key id " + key).digest()[:6])
+
+
+def _tag(key: bytes, signed: str) -> bytes:
+    return hmac.new(key, (SEALED_PREFIX + signed).encode(), hashlib.sha256).digest()
 
 
 def _b64(data: bytes) -> str:

@@ -9,23 +9,35 @@ token's text becomes the item's content, which the request mapping replays in th
 `reasoning_field` (rule P2).
 
 The token is signed with a key derived from the server secret (`WIREBRIDGE_SECRET`, shared
-with the compaction tokens): a token that was altered, or sealed by a bridge with another
-secret, is a 400 naming the item (`input[i]`), since replaying it would put words in the
-model's mouth. Tokens that are not ours (OpenAI's, the library's unsigned `wb1.`) pass as they
-are.
+with the compaction tokens): an altered token is a 400 naming the item (`input[i]`), since
+replaying it would put words in the model's mouth. A token sealed with another secret (a bridge
+restarted without `WIREBRIDGE_SECRET` signs with a new random one) cannot be trusted either,
+but the item may carry its text itself, as Codex sends it: the item then goes on as a plain
+reasoning item, the token ignored (no worse than a client sending no token), so a restart does
+not break every running Codex session; without its own text it is a 400 saying why. Tokens
+that are not ours (OpenAI's, the library's unsigned `wb1.`) pass as they are.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from ..chat.vendors import TokenError, decode_state, open_reasoning, seal_reasoning
+from ..chat.vendors import (
+    ForeignTokenError,
+    TokenError,
+    decode_state,
+    open_reasoning,
+    seal_reasoning,
+)
 from ..items import Item, Reasoning, ReasoningPart
 from .errors import ApiError
 from .request import ResponsesRequest
+
+log = logging.getLogger("wirebridge.server")
 
 INCLUDE = "reasoning.encrypted_content"
 _DOMAIN = b"wirebridge reasoning token v2"  # the key is not the compaction key itself
@@ -63,15 +75,20 @@ class ReasoningTokens:
             try:
                 found = open_reasoning(item.encrypted_content, self.key)
             except TokenError as exc:
-                raise ApiError.invalid(
-                    f"input[{index}].encrypted_content: this reasoning token is refused: {exc}",
-                    param=f"input[{index}]",
-                    code="invalid_encrypted_content",
-                ) from None
-            if found is None:
-                continue
-            text = found[0]
+                if not (isinstance(exc, ForeignTokenError) and item.text.strip()):
+                    raise ApiError.invalid(
+                        f"input[{index}].encrypted_content: this reasoning token is refused: {exc}",
+                        param=f"input[{index}]",
+                        code="invalid_encrypted_content",
+                    ) from None
+                log.warning("input[%d]: reasoning token of another secret ignored: %s", index, exc)
+                replaced: Item = replace(item, encrypted_content=None)
+            else:
+                if found is None:
+                    continue
+                text = found[0]
+                replaced = replace(item, content=(ReasoningPart(text),) if text else ())
             if opened is None:
                 opened = list(items)
-            opened[index] = replace(item, content=(ReasoningPart(text),) if text else ())
+            opened[index] = replaced
         return items if opened is None else opened
