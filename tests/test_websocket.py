@@ -201,6 +201,7 @@ async def test_a_second_create_while_one_runs_waits_its_turn(upstream: ScriptedU
     head = sse_body([chat_chunk({"content": "first "})], done=False)
     rest = sse_body([chat_chunk({"content": "answer"}), chat_chunk({}, finish_reason="stop")])
     upstream.push(Reply(head + rest, hold=hold, hold_after=len(head)), Reply(text_body(["second"])))
+    upstream.push(Reply(text_body(["third"])))
     async with socket_to(settings_for(upstream)) as (ws, _):
         await ws.send(json.dumps({"type": "response.create", "model": "m", "input": "a"}))
         with anyio.fail_after(10):
@@ -210,6 +211,9 @@ async def test_a_second_create_while_one_runs_waits_its_turn(upstream: ScriptedU
         hold.set()
         first = await events_until_end(ws)
         second = await events_until_end(ws)
+        for _ in range(3):  # round trips: the server's turn loop is back to waiting by now
+            await (await ws.ping())
+        third = await turn(ws, model="m", input="c")  # the socket is still open
     # the first stream's frames all come before the second's: never interleaved
     assert {e.get("response", {}).get("id") for e in first if "response" in e} == {
         first[-1]["response"]["id"]
@@ -217,7 +221,8 @@ async def test_a_second_create_while_one_runs_waits_its_turn(upstream: ScriptedU
     assert first[-1]["response"]["output"][0]["content"][0]["text"] == "first answer"
     check_stream_invariants(second)
     assert second[-1]["response"]["output"][0]["content"][0]["text"] == "second"
-    assert [r.json["messages"][-1]["content"] for r in upstream.requests] == ["a", "b"]
+    assert third[-1]["response"]["output"][0]["content"][0]["text"] == "third"
+    assert [r.json["messages"][-1]["content"] for r in upstream.requests] == ["a", "b", "c"]
 
 
 # -- error frames ---------------------------------------------------------------------------------

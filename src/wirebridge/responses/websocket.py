@@ -223,11 +223,12 @@ class _Connection:
         while True:
             deadline = self.opened + max_age
             if not self.queue and self.closing is None:
+                # A fresh event: one set while a turn ran was for a message already answered.
+                self.wake = anyio.Event()
                 idle, now = self.settings.idle_s, anyio.current_time()
                 until = deadline if idle is None else min(deadline, now + idle)
                 with anyio.move_on_after(max(0.0, until - now)):
                     await self.wake.wait()
-                self.wake = anyio.Event()
             if anyio.current_time() >= deadline:
                 await self._frame(error_frame(connection_limit_reached(max_age)))
                 return
