@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -475,3 +476,23 @@ async def test_a_turn_past_the_stream_limit_is_an_overloaded_error_frame(
         ("error", 503, "overloaded")
     ]
     assert later[-1]["type"] == "response.completed"
+
+
+async def test_a_client_leaving_while_frames_flow_ends_quietly(
+    upstream: ScriptedUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The client goes away while the bridge is sending (not stalled): whichever notices
+    first, the receive or a send, the upstream request ends and nothing is logged as an error."""
+    body = text_body([f"w{i} " for i in range(20_000)])
+    upstream.push(Reply(body, split=(64, 512)))
+    async with running_bridge(settings_for(upstream)) as bridge:
+        async with connect(ws_url(bridge.base_url)) as ws:
+            await ws.send(json.dumps({"type": "response.create", "model": "m", "input": "x"}))
+            with anyio.fail_after(10):
+                while json.loads(await ws.recv())["type"] != "response.output_text.delta":
+                    pass
+            ws.transport.abort()
+        with anyio.fail_after(5):
+            await upstream.closed.wait()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [], [r.getMessage() for r in errors]

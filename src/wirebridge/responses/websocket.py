@@ -175,10 +175,13 @@ class _Connection:
         self.turns = 0  # response.create messages answered
 
     async def run(self) -> None:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._read, tg.cancel_scope)
-            await self._turns()
-            tg.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._read, tg.cancel_scope)
+                await self._turns()
+                tg.cancel_scope.cancel()
+        except* OSError:  # uvicorn's ClientDisconnected: a send raced the client's leaving
+            self.gone = True
         if not self.gone:
             code, reason = self.closing or (CLOSE_NORMAL, "")
             await self._close(code, reason)
