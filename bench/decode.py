@@ -216,7 +216,8 @@ CONSUMERS: dict[str, Consumer] = {
     "floor (msgspec)": consume_floor_msgspec,
     "wirebridge core, no I/O": consume_core,
 }
-PEERS = ("openai-agents", "openai SDK", "floor")  # the peers we compare against; the rest is context
+# The peers we compare against; the rest is context.
+PEERS = ("openai-agents", "openai SDK", "floor")
 
 
 async def measure(consumer: Consumer, clients: Clients, spec: str) -> Run:

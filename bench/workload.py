@@ -9,7 +9,8 @@ so the benchmark needs no side channel to tell the server what to send:
   a finish chunk and a usage chunk (`choices: []`), then `[DONE]`. Chunks carry the fields
   OpenAI sends (`created`, `system_fingerprint`, `logprobs`), so parsers pay the real price.
 - `args-BYTES-N`: one tool call whose arguments (a JSON object of BYTES characters) arrive in N
-  fragments, then a usage chunk: the long-arguments figure (arguments gathered in time linear in size).
+  fragments, then a usage chunk: the long-arguments figure (arguments gathered in time linear in
+  size).
 - `text-N`: N text deltas, a finish chunk and a usage chunk: the bridge's relay workload.
 """
 

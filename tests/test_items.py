@@ -16,9 +16,11 @@ FIXTURES = Path(__file__).parent / "fixtures" / "codex"
 SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "codex"
 
 
+REDACTED = "[Codex's own text, left out of this repository: see shared/fixtures/codex]"
+
+
 def _codex_bodies() -> list[Path]:
-    root = FIXTURES if FIXTURES.is_dir() else SHARED_FIXTURES
-    return sorted(root.glob("*.json"))
+    return sorted(FIXTURES.glob("codex-responses-request-*.json"))
 
 
 @pytest.mark.parametrize("path", _codex_bodies(), ids=lambda p: p.name)
@@ -32,6 +34,26 @@ def test_every_codex_input_item_round_trips(path: Path) -> None:
 
 def test_codex_fixtures_are_present() -> None:
     assert len(_codex_bodies()) == 2
+
+
+def _without_codex_text(value: Any, key: str = "") -> Any:
+    """The body with every string our copy redacts replaced by the marker."""
+    if isinstance(value, dict):
+        if value.get("role") == "developer":
+            return {**value, "content": [{**p, "text": REDACTED} for p in value["content"]]}
+        return {k: _without_codex_text(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_codex_text(v, key) for v in value]
+    return REDACTED if key == "description" and isinstance(value, str) else value
+
+
+@pytest.mark.skipif(not SHARED_FIXTURES.is_dir(), reason="no shared/ checkout beside the repo")
+@pytest.mark.parametrize("path", _codex_bodies(), ids=lambda p: p.name)
+def test_our_codex_bodies_are_the_captures_minus_codex_text(path: Path) -> None:
+    shared = json.loads((SHARED_FIXTURES / path.name).read_text())
+    ours = json.loads(path.read_text())
+    assert ours == _without_codex_text(shared)
+    assert REDACTED not in json.dumps(shared)  # the marker stands only where text was removed
 
 
 @pytest.mark.parametrize(

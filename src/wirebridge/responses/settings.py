@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..ops.settings import OpsSettings
 from ..provider import Config
 from ..store import DEFAULT_TTL_SECONDS, Store
-from ..ops.settings import OpsSettings
 from .background import BackgroundSettings
 from .relay import DEFAULT_COMMIT_AFTER_S, DEFAULT_HEARTBEAT_S, RelayTiming
 from .socketwire import SocketSettings
@@ -59,7 +59,7 @@ class BridgeSettings:
     # A response not stored within this long is answered with `store: false` (docs/store.md).
     store_write_timeout_s: float = DEFAULT_STORE_WRITE_TIMEOUT_S
     # Metrics, traces and the console (wirebridge.ops).
-    ops: OpsSettings = OpsSettings()
+    ops: OpsSettings = field(default_factory=OpsSettings)
     # Background runs: leases, polling, event-log retention, shutdown drain (background.py).
     background: BackgroundSettings = field(default_factory=BackgroundSettings)
     # Signs compaction tokens (responses/sealed.py); None: $WIREBRIDGE_SECRET, else random.

@@ -5,7 +5,8 @@ the turn in `budget.py` (pure: a server streaming its answer bounds the retries 
 window, so a failure known before the first upstream byte keeps its HTTP status; a turn has an
 overall deadline); this module only does the I/O and turns a give-up into the error that names
 its cause. A connected upstream that sends no status line within the idle timeout is not
-retried: that is a timeout (504), not an unreachable upstream, and retrying would multiply it. It owns the request's wire form:
+retried: that is a timeout (504), not an unreachable upstream, and retrying would multiply it.
+It owns the request's wire form:
 URL and query parameters, headers (bearer key read from the environment per request,
 `Accept: text/event-stream`, a `User-Agent` naming wirebridge), and the per-request timeouts.
 
