@@ -173,6 +173,7 @@ class _Connection:
         self.gone = False  # the client closed or went away
         self.gone_code = 0  # its close code (1006: no close frame; 1009: uvicorn's size limit)
         self.turns = 0  # response.create messages answered
+        self.busy = False  # a message is being answered
 
     async def run(self) -> None:
         try:
@@ -205,7 +206,9 @@ class _Connection:
             if len(text) > limit:  # uvicorn's ws_max_size is the first line; this the second
                 self._stop(CLOSE_TOO_BIG, f"message larger than {limit} bytes (--max-body-bytes)")
                 return
-            if len(self.queue) >= self.settings.max_queued:
+            # Waiting behind a running turn; a message not yet picked up is the next to run.
+            waiting = len(self.queue) - (0 if self.busy or not self.queue else 1)
+            if waiting >= self.settings.max_queued:
                 self._stop(CLOSE_POLICY, "too many response.create messages queued")
                 scope.cancel()
                 return
@@ -241,17 +244,24 @@ class _Connection:
                 self.closing = (CLOSE_NORMAL, "idle timeout")
                 return
             item = self.queue.popleft()
-            if isinstance(item, BadMessage):
-                await self._frame(error_frame(ApiError.invalid(str(item), code="invalid_json")))
-                self.closing = (CLOSE_BAD_DATA, "invalid JSON")
-                return
-            if isinstance(item, BaseException):
-                await self._frame(error_frame(map_exception(item)))
-            elif item.kind != CREATE:
-                await self._frame(error_frame(unknown_kind(item.kind)))
-            else:
-                self.turns += 1
-                await self._turn(item)
+            self.busy = True
+            try:
+                await self._answer(item)
+            finally:
+                self.busy = False
+
+    async def _answer(self, item: ClientMessage | BaseException) -> None:
+        """One message: a turn, or the error frame it earns (bad JSON also closes: 1007)."""
+        if isinstance(item, BadMessage):
+            await self._frame(error_frame(ApiError.invalid(str(item), code="invalid_json")))
+            self.closing = (CLOSE_BAD_DATA, "invalid JSON")
+        elif isinstance(item, BaseException):
+            await self._frame(error_frame(map_exception(item)))
+        elif item.kind != CREATE:
+            await self._frame(error_frame(unknown_kind(item.kind)))
+        else:
+            self.turns += 1
+            await self._turn(item)
 
     async def _turn(self, message: ClientMessage) -> None:
         endpoint, runtime = self.owner.endpoint, self.owner.runtime()
