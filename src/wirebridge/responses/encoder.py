@@ -77,6 +77,16 @@ from ..wire import (
     Usage,
     encode,
 )
+from .frames import (
+    ARGUMENTS_DELTA,
+    REASONING_DELTA,
+    SUMMARY_DELTA,
+    TAIL,
+    TEXT_DELTA,
+    TEXT_TAIL,
+    OpenItem,
+    frame,
+)
 
 log = logging.getLogger("wirebridge.server")
 IdFactory = Callable[[str], str]
@@ -86,42 +96,6 @@ _encode = encode
 def random_id(prefix: str) -> str:
     """`resp_`, `msg_`, `rs_`, `fc_`, `ctc_` + 32 hex digits (OpenAI's ids are opaque strings)."""
     return f"{prefix}_{uuid.uuid4().hex}"
-
-
-def _frame(kind: str, data: bytes) -> bytes:
-    return b"event: " + kind.encode() + b"\ndata: " + data + b"\n\n"
-
-
-def _head(kind: str) -> bytes:
-    """The constant start of a delta frame, up to the sequence number's digits."""
-    return (
-        b"event: " + kind.encode() + b'\ndata: {"type":"' + kind.encode() + b'","sequence_number":'
-    )
-
-
-_TEXT_DELTA = _head("response.output_text.delta")
-_REASONING_DELTA = _head("response.reasoning_text.delta")
-_SUMMARY_DELTA = _head("response.reasoning_summary_text.delta")
-_ARGUMENTS_DELTA = _head("response.function_call_arguments.delta")
-_TEXT_TAIL = b',"logprobs":[]}\n\n'
-_TAIL = b"}\n\n"
-
-
-class _OpenItem:
-    """An output item whose `added` event went out and whose `done` has not."""
-
-    __slots__ = ("chunks", "delta_mid", "id", "index", "summary", "summary_mid")
-
-    def __init__(self, item_id: str, index: int, content_index: int | None):
-        self.id = item_id
-        self.index = index
-        self.chunks: list[str] = []  # the text (or reasoning text) streamed so far
-        self.summary: list[str] | None = None  # reasoning mirrored as a summary part, if on
-        ids = f'"item_id":"{item_id}","output_index":{index}'
-        if content_index is not None:
-            ids += f',"content_index":{content_index}'
-        self.delta_mid = b"," + ids.encode() + b',"delta":'
-        self.summary_mid = b"," + ids.encode() + b',"summary_index":0,"delta":'
 
 
 class ResponsesEncoder:
@@ -155,10 +129,10 @@ class ResponsesEncoder:
         self.started = False
         self.finished = False  # a terminal event went out; further input is ignored
         self._out: list[bytes] = []
-        self._message: _OpenItem | None = None
-        self._reasoning: _OpenItem | None = None
+        self._message: OpenItem | None = None
+        self._reasoning: OpenItem | None = None
         self._incomplete: str | None = None
-        self._calls: dict[str, _OpenItem] = {}  # streamed function calls by call_id
+        self._calls: dict[str, OpenItem] = {}  # streamed function calls by call_id
         # Items go out one after another: text closed earlier segments of reasoning or of the
         # message (what they showed is kept here), and provider state known only at the end
         # travels on one last reasoning item (`_late`).
@@ -290,11 +264,11 @@ class ResponsesEncoder:
             self._out.append(
                 b"".join(
                     (
-                        _TEXT_DELTA,
+                        TEXT_DELTA,
                         str(self.sequence_number).encode(),
                         item.delta_mid,
                         _encode(event.delta),
-                        _TEXT_TAIL,
+                        TEXT_TAIL,
                     )
                 )
             )
@@ -303,10 +277,10 @@ class ResponsesEncoder:
     def _on_reasoning(self, event: ReasoningContentDelta) -> None:
         item = self._reasoning or self._open_reasoning()
         item.chunks.append(event.delta)
-        self._delta(_REASONING_DELTA, item.delta_mid, event.delta)
+        self._delta(REASONING_DELTA, item.delta_mid, event.delta)
         if item.summary is not None:
             item.summary.append(event.delta)
-            self._delta(_SUMMARY_DELTA, item.summary_mid, event.delta)
+            self._delta(SUMMARY_DELTA, item.summary_mid, event.delta)
 
     def _on_call_delta(self, event: ToolCallDelta) -> None:
         item = self._calls.get(event.call_id)
@@ -324,12 +298,12 @@ class ResponsesEncoder:
                 None,
             )
         item.chunks.append(event.delta)
-        self._delta(_ARGUMENTS_DELTA, item.delta_mid, event.delta)
+        self._delta(ARGUMENTS_DELTA, item.delta_mid, event.delta)
 
     def _delta(self, head: bytes, mid: bytes, delta: str) -> None:
         if self.frames:
             self._out.append(
-                b"".join((head, str(self.sequence_number).encode(), mid, _encode(delta), _TAIL))
+                b"".join((head, str(self.sequence_number).encode(), mid, _encode(delta), TAIL))
             )
         self.sequence_number += 1
 
@@ -337,7 +311,7 @@ class ResponsesEncoder:
 
     def _add(
         self, prefix: str, make: Callable[[str], OutputItem], content_index: int | None = 0
-    ) -> _OpenItem:
+    ) -> OpenItem:
         # One item at a time: reasoning ends where the answer or a call starts, and the
         # answer's text ends where reasoning resumes (a later segment is a new item).
         if prefix == "rs":
@@ -349,25 +323,25 @@ class ResponsesEncoder:
             self._close_reasoning(Reasoning())
         if prefix in ("fc", "ctc", "lsh"):
             self._calls_added += 1
-        opened = _OpenItem(self.new_id(prefix), len(self.output), content_index)
+        opened = OpenItem(self.new_id(prefix), len(self.output), content_index)
         item = make(opened.id)
         self.output.append(item)
         self._emit("response.output_item.added", {"output_index": opened.index, "item": item})
         return opened
 
-    def _part(self, kind: str, item: _OpenItem, part: OutputText | ReasoningText) -> None:
+    def _part(self, kind: str, item: OpenItem, part: OutputText | ReasoningText) -> None:
         self._emit(
             kind,
             {"item_id": item.id, "output_index": item.index, "content_index": 0, "part": part},
         )
 
-    def _open_message(self) -> _OpenItem:
+    def _open_message(self) -> OpenItem:
         item = self._add("msg", lambda id_: MessageItem(id_, "in_progress", []))
         self._part("response.content_part.added", item, OutputText(""))
         self._message = item
         return item
 
-    def _open_reasoning(self) -> _OpenItem:
+    def _open_reasoning(self) -> OpenItem:
         item = self._add("rs", lambda id_: ReasoningItem(id_, [], []))
         self._part("response.content_part.added", item, ReasoningText(""))
         if self.reasoning_summary:
@@ -375,7 +349,7 @@ class ResponsesEncoder:
         self._reasoning = item
         return item
 
-    def _open_summary(self, item: _OpenItem) -> None:
+    def _open_summary(self, item: OpenItem) -> None:
         item.summary = []
         self._emit(
             "response.reasoning_summary_part.added",
@@ -528,11 +502,11 @@ class ResponsesEncoder:
 
     def _call_done(
         self,
-        opened: _OpenItem,
+        opened: OpenItem,
         done: FunctionCallItem | CustomToolCallItem,
         event: str,
         key: str,
-        streamed: _OpenItem | None,
+        streamed: OpenItem | None,
     ) -> None:
         """A call's last events: its whole value as one delta unless it streamed, then done."""
         value = done.arguments if isinstance(done, FunctionCallItem) else done.input
@@ -542,7 +516,7 @@ class ResponsesEncoder:
         self._emit(event + ".done", {**ids, key: value})
         self._done(opened, done)
 
-    def _done(self, opened: _OpenItem, item: OutputItem) -> None:
+    def _done(self, opened: OpenItem, item: OutputItem) -> None:
         self.output[opened.index] = item
         self._emit("response.output_item.done", {"output_index": opened.index, "item": item})
 
@@ -576,7 +550,7 @@ class ResponsesEncoder:
     def _emit(self, kind: str, fields: JSON) -> None:
         if self.frames:
             body = {"type": kind, "sequence_number": self.sequence_number, **fields}
-            self._out.append(_frame(kind, _encode(body)))
+            self._out.append(frame(kind, _encode(body)))
         self.sequence_number += 1
 
     def _lifecycle(self, kind: str) -> None:
