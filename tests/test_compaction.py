@@ -189,8 +189,10 @@ async def test_sdk_responses_compact_then_continue(upstream: ScriptedUpstream) -
             )
         )
     )
-    async with running_bridge(settings(upstream)) as bridge:
-        client = AsyncOpenAI(base_url=bridge.base_url, api_key="unused")
+    async with (
+        running_bridge(settings(upstream)) as bridge,
+        AsyncOpenAI(base_url=bridge.base_url, api_key="unused") as client,
+    ):
         compacted = await client.responses.compact(model="gpt-4.1", input=history())  # type: ignore[arg-type]
         assert compacted.object == "response.compaction"
         raw = compacted.model_dump(exclude_none=True, warnings=False)
