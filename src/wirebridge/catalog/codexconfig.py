@@ -1,8 +1,8 @@
 """Point Codex at the bridge: merge our keys into `$CODEX_HOME/config.toml`, keeping the rest.
 
 `merge_codex_config` is text in, text out (tomlkit keeps the user's comments, order and other
-keys, as `wirebridge doctor --write` does); `write_text_atomic` replaces a file in one step, so
-a failed write never leaves half a config. Two setups:
+keys, as `wirebridge doctor --write` does); the command writes it with `files.write_text_atomic`,
+so a failed write never leaves half a config. Two setups:
 - custom provider (default): `[model_providers.wirebridge]` with `wire_api = "responses"`, and
   `model_provider = "wirebridge"`;
 - Codex's built-in `openai` provider: `openai_base_url` at the bridge, `model_provider = "openai"`.
@@ -10,11 +10,8 @@ a failed write never leaves half a config. Two setups:
 
 from __future__ import annotations
 
-import os
-import tempfile
 import tomllib
 from dataclasses import dataclass
-from pathlib import Path
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
@@ -89,21 +86,3 @@ def _merge_table(doc: tomlkit.TOMLDocument, setup: CodexSetup, where: str) -> No
             _set(table, key, value)
         elif key == "model_catalog_url" and key in table:
             del table[key]  # a catalog file now: Codex must not prefer a stale URL
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace `path` with `text` in one step (created with its folders if missing)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(text)
-            if path.exists():
-                os.chmod(tmp, path.stat().st_mode & 0o777)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc}") from exc

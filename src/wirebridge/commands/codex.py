@@ -28,12 +28,13 @@ from rich.table import Table
 
 from .._version import __version__
 from ..catalog.bundled import CodexNotFound, bundled_catalog, instructions_of, nearest_entry
-from ..catalog.codexconfig import CATALOG_FILE, CodexSetup, merge_codex_config, write_text_atomic
+from ..catalog.codexconfig import CATALOG_FILE, CodexSetup, merge_codex_config
 from ..catalog.directory import ModelDirectory
 from ..catalog.entries import codex_catalog, settle_facts
 from ..catalog.probe import probe_upstream
 from ..catalog.servers import ModelFacts, parse_codex_catalog, parse_doctor_json
 from ..errors import ConfigError
+from ..files import write_text_atomic
 from ..provider import Provider, load_config
 from .output import fail
 

@@ -10,8 +10,6 @@ file is replaced atomically, so a failed write never leaves half a config.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import tomllib
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import InlineTable, Table
 
 from ..errors import ConfigError
+from ..files import write_text_atomic
 from ..provider import parse_config
 from .analysis import Recommendation
 from .report import provider_table, toml_item
@@ -67,18 +66,5 @@ def write_provider(path: Path, rec: Recommendation) -> str:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
     merged = merge_provider(text, rec, where=str(path))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(merged)
-            if path.exists():
-                os.chmod(tmp, path.stat().st_mode & 0o777)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc}") from exc
+    write_text_atomic(path, merged)
     return merged
