@@ -88,6 +88,8 @@ def check_body(body: ResponsesBody, model: str) -> None:
             "background mode requires store: true (the run is kept in the response store)",
             param="background",
         )
+    if body.conversation is not None:
+        _check_conversation(body)
     _in_range("temperature", body.temperature, TEMPERATURE_RANGE)
     _in_range("top_p", body.top_p, TOP_P_RANGE)
     _in_range("top_logprobs", body.top_logprobs, TOP_LOGPROBS_RANGE)
@@ -100,6 +102,23 @@ def check_body(body: ResponsesBody, model: str) -> None:
         _check_metadata(body.metadata)
     if isinstance(body.tool_choice, Mapping):
         _check_tool_choice(body.tool_choice, body.tools or [])
+
+
+def _check_conversation(body: ResponsesBody) -> None:
+    """Refused rather than ignored: a turn without its conversation's history answers wrongly."""
+    if body.previous_response_id is not None:
+        raise ApiError.invalid(
+            "Mutually exclusive parameters: Ensure you are only providing one of: "
+            "'previous_response_id' or 'conversation'.",
+            param="conversation",
+            code="mutually_exclusive_parameters",
+        )
+    raise ApiError.invalid(
+        "'conversation' is not supported by this bridge (it has no Conversations API); "
+        "continue with previous_response_id, or send the history as input",
+        param="conversation",
+        code="unsupported_parameter",
+    )
 
 
 def check_input(body: ResponsesBody, items: list[Item]) -> list[Item]:
