@@ -36,6 +36,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "reasoning_field": ("reasoning", "reasoning_content", "none"),
     "think_tags": ("off", "on", "preopened"),
 }
+TOKENIZERS = ("llamacpp", "vllm")
 _NON_NEGATIVE = (
     "request_max_retries",
     "stream_max_retries",
@@ -75,6 +76,9 @@ class Provider:
     # Forward the client's `prompt_cache_key` (Codex: the thread id), for upstreams that take it
     # as a prefix-cache routing hint (OpenAI, Azure OpenAI); others may reject the field.
     prompt_cache_key: bool = False
+    # How `POST /v1/responses/input_tokens` counts exactly: the server's own template and
+    # tokenizer, 'llamacpp' (/apply-template + /tokenize) or 'vllm' (/tokenize); None: no count.
+    tokenize: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.base_url, str) or not self.base_url.startswith(
@@ -97,6 +101,11 @@ class Provider:
                     f"provider {self.name!r}: {key} must be one of {', '.join(allowed)}; "
                     f"got {getattr(self, key)!r}"
                 )
+        if self.tokenize not in (None, *TOKENIZERS):
+            raise ConfigError(
+                f"provider {self.name!r}: tokenize must be one of {', '.join(TOKENIZERS)}; "
+                f"got {self.tokenize!r}"
+            )
         for key in ("query_params", "http_headers", "env_http_headers"):
             value = getattr(self, key)
             if value is not None and (

@@ -54,6 +54,7 @@ from .runtime import Runtime
 from .settings import BridgeSettings
 from .stored import stored_routes
 from .tenants import scope_tenant
+from .tokens import InputTokensEndpoint
 from .websocket import ResponsesSocket
 
 log = logging.getLogger("wirebridge.server")
@@ -361,11 +362,15 @@ def create_app(
 
     responses = ResponsesEndpoint(settings, runtime, clock=clock, new_id=new_id)
     socket = ResponsesSocket(responses, runtime, settings.websocket, clock=clock, new_id=new_id)
+    body = partial(read_body, limit=settings.max_body_bytes)
+    count_tokens = InputTokensEndpoint(responses, body).handle
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         *model_routes(settings.config),
         Route("/v1/responses", responses, methods=["POST"]),
         Route("/responses", responses, methods=["POST"]),  # base_url without /v1
+        Route("/v1/responses/input_tokens", count_tokens, methods=["POST"]),
+        Route("/responses/input_tokens", count_tokens, methods=["POST"]),
         WebSocketRoute("/v1/responses", socket),  # GET with Upgrade: websocket
         WebSocketRoute("/responses", socket),
         *responses.compactor.routes(
