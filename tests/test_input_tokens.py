@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import openai
 import pytest
 
 from wirebridge.errors import ConfigError
 from wirebridge.provider import Provider
+from wirebridge.responses import BridgeSettings
 from wirebridge.responses.testing import passthrough_config, running_bridge
+from wirebridge.store import open_store
 from wirebridge.testing import ScriptedUpstream
 from wirebridge.testing.tokenizers import TokenizerKind, tokenizing_server
 
@@ -83,3 +86,25 @@ async def test_a_failing_tokenizer_is_an_upstream_error() -> None:
 def test_an_unknown_tokenizer_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="tokenize must be one of llamacpp, vllm"):
         Provider(name="p", base_url="http://127.0.0.1:1/v1", tokenize="tiktoken")
+
+
+async def test_the_count_covers_the_stored_history(tmp_path: Path) -> None:
+    store = await open_store(f"sqlite://{tmp_path / 'responses.db'}")
+    async with ScriptedUpstream(default=tokenizing_server("llamacpp", "Hello Ada.")) as up:
+        config = passthrough_config(up.base_url, tokenize="llamacpp")
+        async with running_bridge(BridgeSettings(config, store=store)) as bridge:
+            client = openai.AsyncOpenAI(base_url=bridge.base_url, api_key="k", max_retries=0)
+            async with client:
+                first = await client.responses.create(model="m", input="I am Ada.")
+                alone = await client.responses.input_tokens.count(model="m", input="Who am I?")
+                follow = {"model": "m", "input": "Who am I?", "previous_response_id": first.id}
+                counted = await client.responses.input_tokens.count(**follow)  # type: ignore[arg-type]
+                run = await client.responses.create(**follow)  # type: ignore[call-overload]
+                with pytest.raises(openai.BadRequestError) as unknown:
+                    await client.responses.input_tokens.count(
+                        model="m", input="x", previous_response_id="resp_unknown"
+                    )
+    await store.close()
+    assert run.usage is not None and counted.input_tokens == run.usage.input_tokens
+    assert counted.input_tokens > alone.input_tokens
+    assert unknown.value.body is not None and "previous_response_id" in str(unknown.value.body)
