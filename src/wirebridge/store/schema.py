@@ -96,6 +96,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             " PRIMARY KEY (response_id, seq))",
         ),
     ),
+    Migration(
+        4,
+        "index on previous_response_id: the responses that continued one",
+        (
+            # A client that chains every step of a turn to the turn's first response (the AI
+            # SDK's previousResponseId) sends back calls whose reasoning lives in a sibling
+            # step; history.py finds it among the children of previous_response_id.
+            "CREATE INDEX responses_previous ON responses (previous_response_id)"
+            " WHERE previous_response_id IS NOT NULL",
+        ),
+    ),
 )
 
 
