@@ -154,13 +154,6 @@ def _call(message: dict[str, Any]) -> dict[str, Any]:
     return {**message, "tool_calls": calls} if calls else message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the AI SDK with previousResponseId drops each later step's reasoning (it skips "
-    "reasoning parts that have an item id) and chains every step to the first call's response, "
-    "so the step that emitted the call is not in the chain: the bridge would have to find the "
-    "stored response by the call's call_id, which the store does not index",
-)
 async def test_reasoning_with_previous_response_id_behind_a_deepseek_like_upstream(
     tmp_path: Path,
 ) -> None:

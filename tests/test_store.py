@@ -352,6 +352,35 @@ async def test_concurrent_branches_from_one_response_are_all_kept(
     assert rows == [(25,)]
 
 
+async def test_children_are_the_live_visible_continuations_newest_first(
+    store: Store, clock: Clock
+) -> None:
+    await store.save(record("resp_root"))
+    for n, tenant in enumerate((None, "team-a", None, "team-b")):
+        await store.save(
+            replace(
+                record(f"resp_child_{n}", previous="resp_root", created_at=T0 + n), tenant=tenant
+            )
+        )
+    await store.save(record("resp_grandchild", previous="resp_child_0", created_at=T0 + 9))
+    await store.save(
+        record("resp_expired", previous="resp_root", created_at=T0 + 8, expires_at=T0 + 5)
+    )
+    clock.now = T0 + 6
+
+    def ids(outputs: list[list[Any]]) -> list[str]:
+        return [output[0]["id"] for output in outputs]
+
+    # Another tenant's child, an expired one and a grandchild are not among them.
+    assert ids(await store.child_outputs("resp_root", tenant="team-a")) == [
+        "msg_out_resp_child_2",
+        "msg_out_resp_child_1",
+        "msg_out_resp_child_0",
+    ]
+    assert ids(await store.child_outputs("resp_root", limit=1)) == ["msg_out_resp_child_2"]
+    assert await store.child_outputs("resp_unknown") == []
+
+
 async def test_a_chain_that_loops_is_an_error_not_a_hang(store: Store) -> None:
     # Not creatable through the server (a previous id must exist first), but a store must
     # survive a corrupt database.

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from ..errors import InputError
 from ..items import Item, dump_item, parse_items
+from ..jsontypes import JSON
 from ..store import PreviousResponseNotFoundError, Store, StoredResponse
 from ..wire import Response, to_json
 from .errors import ApiError
 from .references import resolve_references
 from .request import ResponsesRequest
+from .siblings import calls_without_reasoning, restore_reasoning
 
 
 async def resolve_history(
@@ -28,8 +30,9 @@ async def resolve_history(
 ) -> list[Item]:
     """The items to send upstream for this request.
 
-    `request.items` becomes the input with its `item_reference`s resolved: that is what was
-    sent, and so what is stored and listed as this response's input."""
+    `request.items` becomes the input with its `item_reference`s resolved (and a call's
+    reasoning restored from its sibling step, see `siblings`): that is what was sent, and so
+    what is stored and listed as this response's input."""
     request.items = await resolve_references(request.items, store, tenant)
     previous = request.previous_response_id
     if previous is None:
@@ -45,13 +48,23 @@ async def resolve_history(
         chain = await store.load_chain(previous, tenant=tenant)
     except PreviousResponseNotFoundError as exc:
         raise ApiError.invalid(str(exc), param=exc.param, code=exc.code) from None
+    stored = _parse_stored(chain, previous)
+    wanted = calls_without_reasoning(request.items, stored)
+    if wanted:
+        siblings = await store.child_outputs(previous, tenant=tenant)
+        request.items = restore_reasoning(
+            request.items, [_parse_stored(output, previous) for output in siblings], wanted
+        )
+    return [*stored, *request.items]
+
+
+def _parse_stored(items: list[JSON], previous: str) -> list[Item]:
     try:
-        stored = parse_items(chain)
+        return parse_items(items)
     except InputError as exc:  # our own records: a failure here is the store's, not the client's
         raise ApiError(
             500, f"stored history of {previous!r} is unreadable: {exc}", "server_error"
         ) from None
-    return [*stored, *request.items]
 
 
 async def record_response(

@@ -27,6 +27,7 @@ from .records import (
     DEFAULT_ORDER,
     DEFAULT_TTL_SECONDS,
     MAX_CHAIN_DEPTH,
+    MAX_CHILDREN,
     ChainLink,
     ItemPage,
     StoredResponse,
@@ -114,6 +115,18 @@ class Store(ABC):
         links = await self._chain(previous_response_id, self._now(), tenant, MAX_CHAIN_DEPTH)
         return assemble_chain(previous_response_id, links, max_depth=MAX_CHAIN_DEPTH)
 
+    async def child_outputs(
+        self, response_id: str, *, tenant: str | None = None, limit: int = MAX_CHILDREN
+    ) -> list[list[JSON]]:
+        """The output items of the live responses visible to `tenant` that continued
+        `response_id`, newest first, at most `limit` of them (none if it is unknown).
+
+        A client that chains every step of a turn to the same response (the AI SDK's
+        `previousResponseId`) sends a call back without the reasoning that led to it; that
+        reasoning is in the sibling step's output, one of these."""
+        texts = await self._children(response_id, self._now(), tenant, limit)
+        return [decode_json(text) for text in texts]
+
     async def list_input_items(
         self,
         response_id: str,
@@ -181,6 +194,13 @@ class Store(ABC):
     ) -> Sequence[ChainLink]:
         """Live rows visible to `tenant` from `response_id` following `previous_response_id`,
         newest first, at most `max_depth + 1` of them."""
+
+    @abstractmethod
+    async def _children(
+        self, response_id: str, now: float, tenant: str | None, limit: int
+    ) -> Sequence[str]:
+        """The JSON text of the output items of live rows visible to `tenant` whose
+        `previous_response_id` is `response_id`, newest first, at most `limit`."""
 
     @abstractmethod
     async def _input_items(self, response_id: str, now: float, tenant: str | None) -> str | None:

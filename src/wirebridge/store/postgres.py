@@ -196,6 +196,15 @@ class PostgresStore(Store):
             )
         return [ChainLink(*row) for row in rows]
 
+    async def _children(
+        self, response_id: str, now: float, tenant: str | None, limit: int
+    ) -> list[str]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                queries.SELECT_CHILD_OUTPUTS, response_id, math.floor(now), tenant, limit
+            )
+        return [str(row[0]) for row in rows]
+
     async def _input_items(self, response_id: str, now: float, tenant: str | None) -> str | None:
         async with self._connection() as conn:
             text: str | None = await conn.fetchval(

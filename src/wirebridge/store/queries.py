@@ -34,6 +34,14 @@ SELECT r.input_items, r.output_items
  ORDER BY r.created_at DESC
  LIMIT 1
 """
+# $1 response id, $2 now, $3 tenant, $4 limit: the output items of the live, visible responses
+# that continued $1 (its children), newest first (index `responses_previous`)
+SELECT_CHILD_OUTPUTS = f"""
+SELECT output_items FROM responses
+ WHERE previous_response_id = $1 AND {_LIVE} AND {_VISIBLE}
+ ORDER BY created_at DESC
+ LIMIT $4
+"""
 # $1 item id, $2 response id
 INSERT_ITEM_ID = (
     "INSERT INTO response_items (item_id, response_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"

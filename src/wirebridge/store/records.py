@@ -32,6 +32,7 @@ DEFAULT_LIMIT = 20  # OpenAI's input_items defaults: limit 20 (1..100), order de
 MAX_LIMIT = 100
 DEFAULT_ORDER: Order = "desc"
 MAX_CHAIN_DEPTH = 10_000  # bounds the walk so a corrupt (cyclic) chain ends in an error
+MAX_CHILDREN = 16  # sibling steps searched for a call's reasoning (`Store.child_outputs`)
 
 # Prefixes the OpenAI API uses for item ids; anything else gets a generic one.
 ITEM_ID_PREFIX = {

@@ -58,6 +58,7 @@ _INSERT = sqlite_placeholders(queries.INSERT_RESPONSE)
 _INSERT_ITEM_ID = sqlite_placeholders(queries.INSERT_ITEM_ID)
 _ITEM_HOLDER = sqlite_placeholders(queries.SELECT_ITEM_HOLDER)
 _CHAIN = sqlite_placeholders(queries.SELECT_CHAIN)
+_CHILD_OUTPUTS = sqlite_placeholders(queries.SELECT_CHILD_OUTPUTS)
 _EXPIRE = sqlite_placeholders(queries.expire_batch())
 _RECORD_MIGRATION = sqlite_placeholders(queries.RECORD_MIGRATION)
 
@@ -305,6 +306,16 @@ class SQLiteStore(Store):
             return [ChainLink(*row) for row in conn.execute(_CHAIN, params)]
 
         return await self._run(chain, read=True)
+
+    async def _children(
+        self, response_id: str, now: float, tenant: str | None, limit: int
+    ) -> list[str]:
+        params = (response_id, math.floor(now), tenant, limit)
+
+        def children(conn: sqlite3.Connection) -> list[str]:
+            return [str(row[0]) for row in conn.execute(_CHILD_OUTPUTS, params)]
+
+        return await self._run(children, read=True)
 
     async def _input_items(self, response_id: str, now: float, tenant: str | None) -> str | None:
         params = (response_id, math.floor(now), tenant)
