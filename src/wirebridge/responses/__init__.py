@@ -4,6 +4,7 @@ request.py   the request body -> a validated request (Prompt, routing key, echo 
 encoder.py   our events -> Responses stream events (pure, the hot path)
 errors.py    the OpenAI error object; exceptions -> HTTP status / `response.failed` code
 history.py   the conversation-state seam (`previous_response_id`, storing responses)
+siblings.py  a replayed call's reasoning, from the stored step that made it
 relay.py     one answer from upstream events to a client: commit, keep-alives, failures
 settings.py  what the server was told (immutable)
 runtime.py   what a running server holds open: the store, the upstream pools
