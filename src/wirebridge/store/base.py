@@ -21,6 +21,7 @@ from typing import Literal
 import anyio
 
 from ..jsontypes import JSON
+from .conversations import conversation_log
 from .errors import ResponseNotFoundError, StoreError
 from .records import (
     DEFAULT_LIMIT,
@@ -91,8 +92,12 @@ class Store(ABC):
 
     async def find_item(self, item_id: str, *, tenant: str | None = None) -> JSON | None:
         """The input or output item with this id in a live response visible to `tenant`
-        (the newest such response), or None: what an `item_reference` stands for."""
-        return await self._item(item_id, self._now(), tenant)
+        (the newest such response), else in such a conversation, or None: what an
+        `item_reference` stands for."""
+        found = await self._item(item_id, self._now(), tenant)
+        if found is None:
+            found = await conversation_log(self).find_item(item_id, tenant=tenant)
+        return found
 
     async def delete(self, response_id: str, *, tenant: str | None = None) -> None:
         """Delete for good (the row is removed); `ResponseNotFoundError` if already unknown.
@@ -146,11 +151,13 @@ class Store(ABC):
         return paginate(items, after=after, limit=limit, order=order)
 
     async def expire(self, now: float | None = None) -> int:
-        """Delete every response whose `expires_at` is at or before `now`; returns how many.
+        """Delete every response and conversation whose `expires_at` is at or before `now`;
+        returns how many.
 
         The background sweep (`wirebridge.store.expiry`) calls this; tests call it with `now`.
         """
-        return await self._expire(self._now() if now is None else now)
+        at = self._now() if now is None else now
+        return await self._expire(at) + await conversation_log(self).expire(at)
 
     @abstractmethod
     async def close(self) -> None:

@@ -107,6 +107,32 @@ MIGRATIONS: tuple[Migration, ...] = (
             " WHERE previous_response_id IS NOT NULL",
         ),
     ),
+    Migration(
+        5,
+        "conversations and their items",
+        (
+            # The Conversations API (store/conversations.py): tenant and expiry as responses;
+            # next_position is where the next item goes, bumped by each append under the row's
+            # write lock, which is what orders concurrent appends.
+            "CREATE TABLE conversations ("
+            " id TEXT PRIMARY KEY,"
+            " tenant TEXT,"
+            " created_at BIGINT NOT NULL,"
+            " metadata TEXT NOT NULL,"
+            " next_position BIGINT NOT NULL DEFAULT 0,"
+            " expires_at BIGINT)",
+            "CREATE INDEX conversations_expires_at ON conversations (expires_at)"
+            " WHERE expires_at IS NOT NULL",
+            "CREATE TABLE conversation_items ("
+            " conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,"
+            " position BIGINT NOT NULL,"
+            " item_id TEXT NOT NULL,"
+            " item TEXT NOT NULL,"
+            " PRIMARY KEY (conversation_id, position))",
+            # item lookups: retrieve/delete one item, and item_reference across conversations
+            "CREATE INDEX conversation_items_item ON conversation_items (item_id)",
+        ),
+    ),
 )
 
 
