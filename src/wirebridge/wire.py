@@ -132,6 +132,12 @@ class IncompleteDetails(Struct):
     reason: str
 
 
+class ConversationRef(Struct):
+    """The Response object's `conversation`: which conversation the turn belongs to."""
+
+    id: str
+
+
 class Response(Struct, kw_only=True):
     """The Response object. The request options it echoes are fixed when it is made
     (`ResponsesRequest.response`); the encoder fills in status, output, usage and the end."""
@@ -150,6 +156,7 @@ class Response(Struct, kw_only=True):
     output: list[OutputItem] = field(default_factory=list)
     parallel_tool_calls: bool = True
     previous_response_id: str | None = None
+    conversation: ConversationRef | None = None  # the conversation this turn was appended to
     prompt_cache_key: str | None = None
     reasoning: JSON | None = None
     safety_identifier: str | None = None

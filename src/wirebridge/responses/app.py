@@ -40,6 +40,7 @@ from ..wire import encode
 from .bodies import decode_body
 from .codex_items import forward_cache_key
 from .compacting import Compactor, Plan
+from .conversations import conversation_routes
 from .encoder import IdFactory, ResponsesEncoder, random_id
 from .errors import ApiError, map_exception
 from .gate import Gate, send_error
@@ -380,6 +381,7 @@ def create_app(
         ),
         *run_routes(lambda: (runtime().store, runtime().background)),  # before stored_routes
         *stored_routes(lambda: runtime().store),
+        *conversation_routes(lambda: runtime().store, body),
         *ops_routes(),  # /metrics, /console/api/...
         *extra_routes,
     ]

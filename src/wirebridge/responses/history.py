@@ -19,6 +19,7 @@ from ..items import Item, dump_item, parse_items
 from ..jsontypes import JSON
 from ..store import PreviousResponseNotFoundError, Store, StoredResponse
 from ..wire import Response, to_json
+from .conversation_turn import append_turn, conversation_history, conversation_of, turn_inputs
 from .errors import ApiError
 from .references import resolve_references
 from .request import ResponsesRequest
@@ -34,6 +35,9 @@ async def resolve_history(
     reasoning restored from its sibling step, see `siblings`): that is what was sent, and so
     what is stored and listed as this response's input."""
     request.items = await resolve_references(request.items, store, tenant)
+    conversation = conversation_of(request.body.conversation)
+    if conversation is not None:  # exclusive with previous_response_id (validate.py)
+        return [*await conversation_history(conversation, store, tenant), *request.items]
     previous = request.previous_response_id
     if previous is None:
         return request.items
@@ -79,9 +83,17 @@ async def record_response(
 
     Raises `StoreError` when it is not stored within `timeout_s` (the caller then answers
     `store: false`)."""
-    if store is None or not request.store:
+    conversation = conversation_of(request.body.conversation)
+    if store is None or not (request.store or conversation):
         return
     data = to_json(response)
+    inputs = tuple(dump_item(item) for item in request.items)
+    if conversation is not None:  # appended first: a failure then answers `store: false`
+        inputs = turn_inputs(inputs)  # the same item ids in both places
+        if response.status != "failed":  # a failed turn adds nothing; the client retries it
+            await append_turn(store, conversation, inputs, data["output"], tenant=tenant)
+        if not request.store:
+            return
     await store.save(
         StoredResponse(
             id=response.id,
@@ -89,7 +101,7 @@ async def record_response(
             model=response.model,
             status=response.status,  # type: ignore[arg-type]  # the store checks it is final
             previous_response_id=request.previous_response_id,
-            input_items=tuple(dump_item(item) for item in request.items),
+            input_items=inputs,
             output_items=tuple(data["output"]),
             usage=data["usage"],
             response=data,

@@ -22,7 +22,8 @@ from ..errors import InputError
 from ..items import Item, parse_items
 from ..jsontypes import JSON
 from ..prompt import Prompt
-from ..wire import Response
+from ..wire import ConversationRef, Response
+from .conversation_turn import conversation_of
 from .errors import ApiError
 from .validate import check_body, check_input, too_deep
 
@@ -126,6 +127,7 @@ class ResponsesRequest:
         reasoning = None
         if b.reasoning is not None:
             reasoning = {"effort": b.reasoning.effort, "summary": b.reasoning.summary}
+        conversation = conversation_of(b.conversation)
         text: JSON = {"format": {"type": "text"}}
         if b.text is not None:
             text = {"format": b.text.format or {"type": "text"}}
@@ -141,6 +143,7 @@ class ResponsesRequest:
             model=self.model,
             parallel_tool_calls=b.parallel_tool_calls is not False,
             previous_response_id=b.previous_response_id,
+            conversation=None if conversation is None else ConversationRef(conversation),
             prompt_cache_key=b.prompt_cache_key,
             reasoning=reasoning,
             safety_identifier=b.safety_identifier,

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..items import Item, Message, OtherItem, OtherPart
 from .clip import clip
+from .conversation_turn import check_conversation_param
 from .errors import ApiError
 
 if TYPE_CHECKING:
@@ -99,13 +100,13 @@ def check_body(body: ResponsesBody, model: str) -> None:
         if body.text.format is not None:
             _check_format(body.text.format)
     if body.metadata is not None:
-        _check_metadata(body.metadata)
+        check_metadata(body.metadata)
     if isinstance(body.tool_choice, Mapping):
         _check_tool_choice(body.tool_choice, body.tools or [])
 
 
 def _check_conversation(body: ResponsesBody) -> None:
-    """Refused rather than ignored: a turn without its conversation's history answers wrongly."""
+    """A conversation id (or `{"id": ...}`), never with `previous_response_id`, as in the API."""
     if body.previous_response_id is not None:
         raise ApiError.invalid(
             "Mutually exclusive parameters: Ensure you are only providing one of: "
@@ -113,12 +114,7 @@ def _check_conversation(body: ResponsesBody) -> None:
             param="conversation",
             code="mutually_exclusive_parameters",
         )
-    raise ApiError.invalid(
-        "'conversation' is not supported by this bridge (it has no Conversations API); "
-        "continue with previous_response_id, or send the history as input",
-        param="conversation",
-        code="unsupported_parameter",
-    )
+    check_conversation_param(body.conversation)
 
 
 def check_input(body: ResponsesBody, items: list[Item]) -> list[Item]:
@@ -227,7 +223,7 @@ def _check_format(fmt: Mapping[str, Any]) -> None:
         )
 
 
-def _check_metadata(metadata: Mapping[str, str]) -> None:
+def check_metadata(metadata: Mapping[str, str]) -> None:
     if len(metadata) > METADATA_MAX_KEYS:
         raise ApiError.invalid(
             f"Invalid 'metadata': {len(metadata)} keys; at most {METADATA_MAX_KEYS} are allowed",
