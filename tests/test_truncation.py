@@ -49,7 +49,9 @@ def step(draw: st.DrawFn, n: int) -> list[Item]:
     out: list[Item] = [Reasoning(summary=("thinking",))] if draw(st.booleans()) else []
     custom = draw(st.booleans())
     for cid in ids:
-        out.append(CustomToolCall(cid, "apply_patch", "*") if custom else FunctionCall("f", "{}", cid))
+        out.append(
+            CustomToolCall(cid, "apply_patch", "*") if custom else FunctionCall("f", "{}", cid)
+        )
     order = draw(st.permutations(ids))
     for cid in order:
         output = CustomToolCallOutput(cid, "done") if custom else FunctionCallOutput(cid, "42")

@@ -56,6 +56,8 @@ from .settings import BridgeSettings
 from .stored import stored_routes
 from .tenants import scope_tenant
 from .tokens import InputTokensEndpoint
+from .toolcap import cap_tool_calls
+from .truncating import TRUNCATED_HEADER, Truncator
 from .websocket import ResponsesSocket
 
 log = logging.getLogger("wirebridge.server")
@@ -83,7 +85,8 @@ class _SseSink:
         await send_error(self.send, error)
 
     async def commit(self) -> None:
-        await self.send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+        headers = _SSE_HEADERS + _truncated_header(self.state)
+        await self.send({"type": "http.response.start", "status": 200, "headers": headers})
 
     async def write(self, data: bytes) -> None:
         await self.send({"type": "http.response.body", "body": data, "more_body": True})
@@ -130,6 +133,7 @@ class ResponsesEndpoint:
         self.new_id = new_id
         self.compactor = Compactor.from_settings(settings, new_id=new_id)
         self.reasoning_tokens = ReasoningTokens.from_secret(self.compactor.sealer.secret)
+        self.truncator = Truncator(settings.config)  # truncation: "auto" (truncating.py)
 
     def reasoning_summary(self, request: ResponsesRequest) -> bool:
         mode = self.settings.reasoning_summary
@@ -196,7 +200,7 @@ class ResponsesEndpoint:
         except Exception as exc:
             await send_error(send, map_exception(exc))
             return
-        request, plan, provider, chat = turn.request, turn.plan, turn.provider, turn.chat
+        request, plan, provider = turn.request, turn.plan, turn.provider
         refused = slot.take()
         if refused is not None:
             await send_error(send, refused)
@@ -231,7 +235,8 @@ class ResponsesEndpoint:
         sink = _SseSink(send, state)
         # A streamed answer's commit bounds the upstream's retries (upstream/budget.py).
         commit_at = relay.commit_at if request.stream else None
-        events: AsyncIterator[Event] = runtime.client(provider).stream(chat, commit_at=commit_at)
+        events = self.truncator.events(turn, runtime.client(provider), state, commit_at=commit_at)
+        events = cap_tool_calls(events, request.body.max_tool_calls)  # toolcap.py
         events = self.compactor.events(plan, events)
         if request.body.background:  # the server owns the run; this request only starts it
             await answer_background(
@@ -277,9 +282,16 @@ class ResponsesEndpoint:
             return
         body = encode(result)
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        headers += _truncated_header(sink.state)
         await sink.send({"type": "http.response.start", "status": 200, "headers": headers})
         sink.complete = True
         await sink.send({"type": "http.response.body", "body": body})
+
+
+def _truncated_header(state: dict[str, Any]) -> list[tuple[bytes, bytes]]:
+    """How many items `truncation: "auto"` dropped from this turn, when it dropped any."""
+    dropped = state.get("truncated_items")
+    return [(TRUNCATED_HEADER.encode(), b"%d" % dropped)] if dropped else []
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:

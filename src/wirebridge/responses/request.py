@@ -113,7 +113,10 @@ class ResponsesRequest:
             items,
             b.tools or (),
             tool_choice=b.tool_choice,
-            parallel_tool_calls=b.parallel_tool_calls,
+            # One call allowed: ask for one (toolcap.py drops any further ones anyway).
+            parallel_tool_calls=False
+            if b.parallel_tool_calls is None and b.max_tool_calls == 1
+            else b.parallel_tool_calls,
             temperature=b.temperature,
             top_p=b.top_p,
             max_output_tokens=b.max_output_tokens,

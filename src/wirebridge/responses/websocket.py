@@ -65,6 +65,7 @@ from .socketwire import (
     unknown_kind,
 )
 from .tenants import scope_tenant
+from .toolcap import cap_tool_calls
 
 if TYPE_CHECKING:  # app.py mounts this endpoint
     from .app import ResponsesEndpoint, Turn
@@ -294,7 +295,9 @@ class _Connection:
             upstream_url=turn.provider.chat_url,
             timing=endpoint.settings.relay_timing,
         )
-        stream = runtime.client(turn.provider).stream(turn.chat, commit_at=relay.commit_at)
+        client = runtime.client(turn.provider)
+        stream = endpoint.truncator.events(turn, client, {}, commit_at=relay.commit_at)
+        stream = cap_tool_calls(stream, turn.request.body.max_tool_calls)
         events: AsyncIterator[Event] = endpoint.compactor.events(turn.plan, stream)
         try:
             await relay.stream(events, _SocketSink(self))

@@ -1,0 +1,316 @@
+"""`truncation: "auto"`, the shell: the window, the counts, and the one retry.
+
+A turn with `truncation: "auto"` is sent as it is. When the upstream refuses it as longer than
+the model's window (an upfront 400, before any output: nothing has reached the client yet), the
+oldest items are dropped (`truncation.py` chooses which) and the turn is sent once more. If that
+overflows too, the client gets the same `context_length_exceeded` error as with `disabled`.
+
+How much to drop needs two numbers, the window and the prompt's size:
+
+- the window: from the error when the server states it (llama.cpp `n_ctx`; vLLM and OpenAI
+  "maximum context length is N tokens"), else as the upstream's own endpoints report it (the
+  same probe as `GET /v1/models` and `wirebridge codex`, `catalog/probe.py`), else unknown;
+- the prompt's size in tokens: from the error (llama.cpp `n_prompt_tokens`; vLLM "N in the
+  messages" / "requested N tokens"; OpenAI "resulted in N tokens"), else counted by the
+  upstream when the provider has `tokenize` (`tokens.py`), else unknown.
+
+Each item's share is estimated from its JSON size (`CHARS_PER_TOKEN`, conservative) and scaled
+so the estimates add up to the known size. The budget is the window less room for the answer
+(`max_output_tokens`, else a tenth of the window). With no window known, the oldest items are
+dropped until about half the estimate is left. With `tokenize`, the cut is checked by an exact
+count and deepened (a few rounds at most) until it fits.
+
+What was dropped is logged, and told to the client in the `x-wirebridge-truncated-items`
+response header (HTTP; the count of dropped items).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import httpx
+import msgspec
+
+from ..catalog.directory import ModelDirectory
+from ..chat.request import ChatRequest, prepare_chat_request
+from ..errors import ProviderError, UnexpectedStatusError
+from ..events import Event
+from ..items import Item, dump_item
+from ..prompt import Prompt
+from ..provider import Config, Provider
+from .codex_items import forward_cache_key
+from .errors import map_exception
+from .request import ResponsesRequest
+from .tokens import count_tokens
+from .truncation import Cut, truncate
+
+if TYPE_CHECKING:
+    from .app import Turn
+
+log = logging.getLogger("wirebridge.server")
+
+TRUNCATED_HEADER = "x-wirebridge-truncated-items"
+CHARS_PER_TOKEN = 3  # JSON and code run ~3 characters a token; prose ~4: this overestimates
+ITEM_OVERHEAD = 4  # a message's role and separators in a chat template
+FALLBACK_KEEP = 0.5  # with no window known: keep about this share of the estimate
+ANSWER_SHARE = 10  # with no max_output_tokens: leave a tenth of the window for the answer
+EXACT_ROUNDS = 3  # with `tokenize`: at most this many exact counts to settle the cut
+TOKENIZE_TIMEOUT_S = 30.0
+
+_decode = msgspec.json.Decoder().decode
+_WINDOW = re.compile(r"maximum context length is (\d+)", re.IGNORECASE)
+_PROMPT = (  # the prompt's own tokens first, then totals that may include the answer
+    re.compile(r"(\d+) (?:tokens )?in the messages", re.IGNORECASE),
+    re.compile(r"(?:your request has|resulted in|requested) (\d+)(?: input)? tokens", re.I),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Overflow:
+    """What an upstream's context-length error says: the window and the prompt's tokens."""
+
+    window: int | None = None
+    prompt_tokens: int | None = None
+
+
+def _positive(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def read_overflow(exc: BaseException) -> Overflow:
+    """The numbers in a context-length error, whichever server wrote it (None: not said)."""
+    text = ""
+    if isinstance(exc, UnexpectedStatusError):
+        text = exc.body
+        try:
+            data = _decode(exc.body)
+        except msgspec.DecodeError:
+            data = None
+        error = data.get("error") if isinstance(data, dict) else None
+        if isinstance(error, dict):  # llama.cpp: exceed_context_size_error
+            window, prompt = _positive(error.get("n_ctx")), _positive(error.get("n_prompt_tokens"))
+            if window or prompt:
+                return Overflow(window, prompt)
+    elif isinstance(exc, ProviderError):
+        text = exc.message
+    found = _WINDOW.search(text)
+    window = int(found.group(1)) if found else None
+    prompt = None
+    for pattern in _PROMPT:
+        found = pattern.search(text)
+        if found:
+            prompt = int(found.group(1))
+            break
+    return Overflow(window, prompt)
+
+
+def is_overflow(exc: BaseException) -> bool:
+    return map_exception(exc).code == "context_length_exceeded"
+
+
+def estimate(item: Item) -> int:
+    """An item's tokens, estimated from its JSON size (over rather than under)."""
+    return math.ceil(len(msgspec.json.encode(dump_item(item))) / CHARS_PER_TOKEN) + ITEM_OVERHEAD
+
+
+def estimate_fixed(prompt: Prompt) -> int:
+    """The part no truncation touches: the instructions and the tools."""
+    size = len(prompt.instructions or "") + len(msgspec.json.encode(prompt.tools))
+    return math.ceil(size / CHARS_PER_TOKEN) + ITEM_OVERHEAD
+
+
+def budget_for(window: int, max_output_tokens: int | None) -> int:
+    """The prompt tokens a window holds with room left for the answer."""
+    return window - (max_output_tokens or max(1, window // ANSWER_SHARE))
+
+
+def plan_cut(
+    items: Sequence[Item],
+    fixed: int,
+    costs: Sequence[int],
+    *,
+    window: int | None,
+    prompt_tokens: int | None,
+    max_output_tokens: int | None,
+) -> Cut:
+    """The cut for what is known (see the module); `costs` and `fixed` are estimates."""
+    estimated = fixed + sum(costs)
+    scale = prompt_tokens / estimated if prompt_tokens and estimated else 1.0
+    if window is not None:
+        room = budget_for(window, max_output_tokens) / scale - fixed
+    else:
+        room = estimated * FALLBACK_KEEP - fixed
+    return truncate(items, costs, math.floor(room))
+
+
+class Stream(Protocol):
+    def stream(
+        self, prompt: ChatRequest, *, commit_at: float | None = None
+    ) -> AsyncIterator[Event]: ...
+
+
+@dataclass(slots=True)
+class TurnParts:
+    """What a retry needs of the turn: the request, the prompt sent, where it went."""
+
+    request: ResponsesRequest
+    prompt: Prompt
+    provider: Provider
+    upstream_model: str
+    chat: ChatRequest
+    summarising: bool = False  # a compaction request: never truncated
+
+    @classmethod
+    def of(cls, turn: Turn) -> TurnParts:
+        model = turn.chat.payload.get("model") if isinstance(turn.chat.payload, dict) else None
+        return cls(
+            turn.request,
+            turn.plan.prompt,
+            turn.provider,
+            model if isinstance(model, str) else "",
+            turn.chat,
+            turn.plan.summarising,
+        )
+
+
+class Truncator:
+    """Made once per app; `events()` wraps one turn's upstream stream."""
+
+    def __init__(self, config: Config, *, directory: ModelDirectory | None = None):
+        self.config = config
+        self.directory = directory or ModelDirectory(config)
+
+    def events(
+        self,
+        whole: Turn,
+        client: Stream,
+        state: dict[str, Any],
+        *,
+        commit_at: float | None = None,
+    ) -> AsyncIterator[Event]:
+        """The turn's upstream events; with `truncation: "auto"`, retried once cut on overflow."""
+        turn = TurnParts.of(whole)
+        stream = client.stream(turn.chat, commit_at=commit_at)
+        if turn.request.body.truncation != "auto" or turn.summarising:
+            return stream
+        return self._auto(turn, client, stream, state, commit_at)
+
+    async def _auto(
+        self,
+        turn: TurnParts,
+        client: Stream,
+        stream: AsyncIterator[Event],
+        state: dict[str, Any],
+        commit_at: float | None,
+    ) -> AsyncIterator[Event]:
+        try:
+            try:
+                first = await anext(stream)
+            except StopAsyncIteration:
+                return
+            except Exception as exc:
+                if not is_overflow(exc):
+                    raise
+                retry = await self._truncated(turn, exc, state)
+                await _close(stream)
+                stream = client.stream(retry, commit_at=commit_at)
+                try:
+                    first = await anext(stream)
+                except StopAsyncIteration:
+                    return
+            yield first
+            async for event in stream:
+                yield event
+        finally:
+            await _close(stream)
+
+    async def _truncated(
+        self, turn: TurnParts, exc: BaseException, state: dict[str, Any]
+    ) -> ChatRequest:
+        """The turn's Chat request with the oldest items dropped; `exc` again if none can be."""
+        said = read_overflow(exc)
+        window = said.window or await self._probed_window(turn)
+        prompt_tokens = said.prompt_tokens
+        exact = turn.provider.tokenize is not None and window is not None
+        if prompt_tokens is None and exact:
+            prompt_tokens = await self._count(turn.provider, turn.chat)
+        items = turn.prompt.input
+        fixed, costs = estimate_fixed(turn.prompt), [estimate(i) for i in items]
+        max_output = turn.request.body.max_output_tokens
+        cut = plan_cut(
+            items,
+            fixed,
+            costs,
+            window=window,
+            prompt_tokens=prompt_tokens,
+            max_output_tokens=max_output,
+        )
+        chat = self._chat(turn, cut)
+        for _ in range(EXACT_ROUNDS if exact else 0):
+            assert window is not None
+            counted = await self._count(turn.provider, chat)
+            if counted is None or counted <= budget_for(window, max_output) or not cut.fits:
+                break
+            # Rescale from this exact count of what the cut keeps, and cut again.
+            deeper = plan_cut(
+                items,
+                fixed,
+                costs,
+                window=window,
+                prompt_tokens=math.ceil(counted * (fixed + sum(costs)) / (fixed + cut.cost)),
+                max_output_tokens=max_output,
+            )
+            if len(deeper.dropped) <= len(cut.dropped):
+                break
+            cut, chat = deeper, self._chat(turn, deeper)
+        if not cut.dropped:
+            raise exc
+        state["truncated_items"] = len(cut.dropped)
+        log.info(
+            "truncation auto: the turn overflowed %s's context window (%s tokens, prompt %s); "
+            "dropped the %d oldest of %d items and retried",
+            turn.upstream_model,
+            window if window is not None else "unknown",
+            prompt_tokens if prompt_tokens is not None else "unknown",
+            len(cut.dropped),
+            len(items),
+        )
+        return chat
+
+    def _chat(self, turn: TurnParts, cut: Cut) -> ChatRequest:
+        prompt = copy.copy(turn.prompt)
+        prompt.input = cut.kept
+        chat = prepare_chat_request(prompt, turn.upstream_model, turn.provider)
+        forward_cache_key(turn.request.body.prompt_cache_key, turn.provider, chat.payload)
+        return chat
+
+    async def _probed_window(self, turn: TurnParts) -> int | None:
+        try:
+            answer = await self.directory.upstream(turn.provider.name, windows=True)
+        except Exception as exc:  # a probe is a hint: never the turn's failure
+            log.info("truncation auto: no window from the upstream: %s", exc)
+            return None
+        for model in answer.models:
+            if model.id == turn.upstream_model:
+                return model.context_window
+        return None
+
+    async def _count(self, provider: Provider, chat: ChatRequest) -> int | None:
+        try:
+            async with httpx.AsyncClient(timeout=TOKENIZE_TIMEOUT_S) as http:
+                return await count_tokens(http, provider, chat.payload)
+        except Exception as exc:
+            log.info("truncation auto: the upstream could not count the prompt: %s", exc)
+            return None
+
+
+async def _close(stream: AsyncIterator[Event]) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()

@@ -1,0 +1,218 @@
+"""`truncation: "auto"` through a real bridge, in front of upstreams that enforce a window.
+
+The scripted upstream counts the prompt with its toy tokenizer (a token a word) and refuses one
+that does not fit its window with the error its server kind really gives (testing/windows.py).
+What the upstream received shows what was dropped: the retry's messages are the first
+attempt's with the oldest ones gone, calls and their outputs together, the instructions and the
+last user message kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import openai
+import pytest
+
+from wirebridge.provider import Config
+from wirebridge.responses.testing import passthrough_config, running_bridge
+from wirebridge.testing import Reply, ScriptedUpstream, SeenRequest
+from wirebridge.testing.servers import ServedModel, model_server
+from wirebridge.testing.tokenizers import tokenizing_server
+from wirebridge.testing.windows import WindowKind, prompt_tokens, windowed_server
+
+pytestmark = pytest.mark.anyio
+
+WINDOW = 400
+TOOL = {
+    "type": "function",
+    "name": "weather",
+    "description": "The weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+
+
+def words(tag: str, n: int = 60) -> str:
+    return " ".join(f"{tag}-{i}" for i in range(n))
+
+
+def conversation() -> list[dict[str, Any]]:
+    """Three earlier exchanges (two of them with a tool call), then a short last question."""
+    items: list[dict[str, Any]] = []
+    for n, city in enumerate(["", "Paris", "Rome"]):
+        items.append({"role": "user", "content": words(f"q{n}")})
+        if city:
+            call_id = f"call_{city}"
+            items.append(
+                {
+                    "type": "function_call",
+                    "call_id": call_id,
+                    "name": "weather",
+                    "arguments": f'{{"city": "{city}"}}',
+                }
+            )
+            items.append(
+                {"type": "function_call_output", "call_id": call_id, "output": words(city)}
+            )
+        items.append({"role": "assistant", "content": words(f"a{n}")})
+    items.append({"role": "user", "content": "And tomorrow?"})
+    return items
+
+
+def chats(upstream: ScriptedUpstream) -> list[SeenRequest]:
+    return [r for r in upstream.requests if r.path.endswith("/chat/completions")]
+
+
+def assert_paired(messages: Sequence[dict[str, Any]]) -> None:
+    """Every tool message answers a call of the assistant message before its run of answers,
+    and every call is answered."""
+    open_calls: set[str] = set()
+    for m in messages:
+        if m["role"] == "tool":
+            assert m["tool_call_id"] in open_calls, m
+            open_calls.discard(m["tool_call_id"])
+            continue
+        assert not open_calls, f"unanswered calls {open_calls} before {m}"
+        open_calls = {c["id"] for c in m.get("tool_calls") or ()}
+    assert not open_calls
+
+
+def dropped_prefix(first: list[dict[str, Any]], retry: list[dict[str, Any]]) -> list[Any]:
+    """The retry is the first attempt less some oldest messages (after the instructions):
+    those messages, by their content (or call ids)."""
+    assert retry[0] == first[0] and first[0]["role"] == "system"
+    n = len(first) - len(retry)
+    assert n > 0 and retry[1:] == first[1 + n :]
+    return [m.get("content") or [c["id"] for c in m["tool_calls"]] for m in first[1 : 1 + n]]
+
+
+async def _create(config: Config, **request: Any) -> tuple[Any, dict[str, str]]:
+    async with running_bridge(config) as bridge:
+        client = openai.AsyncOpenAI(base_url=bridge.base_url, api_key="k", max_retries=0)
+        async with client:
+            raw = await client.responses.with_raw_response.create(**request)
+            return raw.parse(), dict(raw.headers)
+
+
+REQUEST: dict[str, Any] = {
+    "model": "m",
+    "instructions": "Answer briefly.",
+    "tools": [TOOL],
+    "truncation": "auto",
+}
+
+
+@pytest.mark.parametrize("kind", ["llama.cpp", "vllm", "openai"])
+async def test_auto_drops_the_oldest_items_and_the_conversation_goes_on(kind: WindowKind) -> None:
+    async with ScriptedUpstream(default=windowed_server(kind, WINDOW)) as up:
+        response, headers = await _create(
+            passthrough_config(up.base_url), **REQUEST, input=conversation()
+        )
+    first, retry = (r.json["messages"] for r in chats(up))
+    assert len(chats(up)) == 2 and prompt_tokens(chats(up)[0].json) > WINDOW
+    assert response.status == "completed" and response.truncation == "auto"
+    assert response.output_text == "ok"
+    dropped = dropped_prefix(first, retry)
+    # The first exchange and the Paris step (its call with its output) went; the Rome step and
+    # the last question stayed, and the retry fits with room for the answer.
+    assert dropped == [words("q0"), words("a0"), words("q1"), ["call_Paris"], words("Paris")]
+    assert retry[-1] == {"role": "user", "content": "And tomorrow?"}
+    assert_paired(retry)
+    assert prompt_tokens(chats(up)[1].json) <= WINDOW - WINDOW // 10
+    assert headers["x-wirebridge-truncated-items"] == "5"
+
+
+async def test_disabled_keeps_the_context_length_error() -> None:
+    async with ScriptedUpstream(default=windowed_server("llama.cpp", WINDOW)) as up:
+        for truncation in ("disabled", None):
+            request = {**REQUEST, "input": conversation(), "truncation": truncation}
+            if truncation is None:
+                del request["truncation"]
+            with pytest.raises(openai.BadRequestError) as caught:
+                await _create(passthrough_config(up.base_url), **request)
+            assert caught.value.code == "context_length_exceeded"
+    assert len(chats(up)) == 2  # one attempt each, no retry
+
+
+async def test_auto_that_still_does_not_fit_is_the_same_error_after_one_retry() -> None:
+    items = [*conversation()[:-1], {"role": "user", "content": words("huge", WINDOW)}]
+    async with ScriptedUpstream(default=windowed_server("vllm", WINDOW)) as up:
+        with pytest.raises(openai.BadRequestError) as caught:
+            await _create(passthrough_config(up.base_url), **REQUEST, input=items)
+    assert caught.value.code == "context_length_exceeded"
+    first, retry = (r.json["messages"] for r in chats(up))
+    # Everything droppable went (down to the last user message), and that was the one retry.
+    assert dropped_prefix(first, retry) and retry[1:] == [first[-1]]
+
+
+async def test_a_stream_is_retried_before_anything_reaches_the_client() -> None:
+    async with (
+        ScriptedUpstream(default=windowed_server("openai", WINDOW)) as up,
+        running_bridge(passthrough_config(up.base_url)) as bridge,
+    ):
+        client = openai.AsyncOpenAI(base_url=bridge.base_url, api_key="k", max_retries=0)
+        async with (
+            client,
+            client.responses.with_streaming_response.create(
+                **REQUEST, input=conversation(), stream=True
+            ) as raw,
+        ):
+            header = raw.headers.get("x-wirebridge-truncated-items")
+            events = [e async for e in await raw.parse()]
+    assert events[0].type == "response.created"
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.truncation == "auto"
+    assert header == "5" and len(chats(up)) == 2
+
+
+def _no_numbers_with(probe: ServedModel | None, window_kind: WindowKind) -> Any:
+    """An upstream whose overflow error says no numbers; with `probe`, a vLLM model list that
+    states the window (as `GET /v1/models` and `wirebridge codex` read it)."""
+    chat = windowed_server(window_kind, WINDOW, numbers=False)
+    return model_server("vllm", [probe], chat) if probe is not None else chat
+
+
+async def test_without_numbers_in_the_error_the_probed_window_is_used() -> None:
+    script = _no_numbers_with(ServedModel("m", WINDOW), "openai")
+    async with ScriptedUpstream(default=script) as up:
+        response, headers = await _create(
+            passthrough_config(up.base_url), **REQUEST, input=conversation()
+        )
+    assert response.status == "completed"
+    assert "/v1/models" in [r.path for r in up.requests]
+    first, retry = (r.json["messages"] for r in chats(up))
+    assert_paired(retry)
+    assert len(dropped_prefix(first, retry)) == int(headers["x-wirebridge-truncated-items"])
+
+
+async def test_with_nothing_known_about_half_is_dropped() -> None:
+    async with ScriptedUpstream(default=_no_numbers_with(None, "vllm")) as up:
+        response, _ = await _create(
+            passthrough_config(up.base_url), **REQUEST, input=conversation()
+        )
+    assert response.status == "completed"
+    first, retry = (r.json for r in chats(up))
+    assert_paired(retry["messages"])
+    assert prompt_tokens(retry) <= prompt_tokens(first) * 0.6
+
+
+async def test_a_tokenizing_upstream_settles_the_cut_by_exact_counts() -> None:
+    chat = windowed_server("llama.cpp", WINDOW, numbers=False)
+    count = tokenizing_server("llamacpp")
+    listing = model_server("vllm", [ServedModel("m", WINDOW)], chat)
+
+    def script(request: SeenRequest) -> Reply:
+        if request.path in ("/apply-template", "/tokenize"):
+            return count(request)
+        return listing(request)
+
+    async with ScriptedUpstream(default=script) as up:
+        config = passthrough_config(up.base_url, tokenize="llamacpp")
+        response, _ = await _create(config, **REQUEST, input=conversation())
+    assert response.status == "completed"
+    paths = [r.path for r in up.requests]
+    assert "/tokenize" in paths and paths[-1] == "/v1/chat/completions"
+    retry = chats(up)[1].json
+    assert prompt_tokens(retry) <= WINDOW - WINDOW // 10
+    assert_paired(retry["messages"])
