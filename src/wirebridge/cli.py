@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("wirebridge.commands.serve", "Serve /v1/responses in front of Chat upstreams."),
     "doctor": ("wirebridge.commands.doctor", "Probe an upstream's quirks; write its config."),
     "codex": ("wirebridge.commands.codex", "Set Codex CLI up against the bridge."),
+    "top": ("wirebridge.commands.top", "Watch a running bridge: streams, providers, failures."),
 }
 
 
