@@ -28,7 +28,10 @@ from wirebridge.responses.testing import passthrough_config, running_bridge
 from wirebridge.store import open_store
 from wirebridge.testing import Reply, ScriptedUpstream, SeenRequest, text_body
 
+from . import test_store
 from .test_store import T0, Clock
+
+store_url = test_store.store_url  # SQLite and PostgreSQL
 
 pytestmark = pytest.mark.anyio
 
@@ -51,11 +54,11 @@ async def bridge(
     *,
     keys: frozenset[str] = frozenset(),
     clock: Clock | None = None,
+    store_url: str | None = None,
 ) -> AsyncIterator[str]:
-    """An in-process bridge on a SQLite file; yields its base URL (…/v1)."""
-    store = await open_store(
-        f"sqlite://{tmp_path / 'responses.db'}", clock=clock or Clock(), ttl_seconds=3600
-    )
+    """An in-process bridge on a SQLite file (or `store_url`); yields its base URL (…/v1)."""
+    url = store_url or f"sqlite://{tmp_path / 'responses.db'}"
+    store = await open_store(url, clock=clock or Clock(), ttl_seconds=3600)
     settings = BridgeSettings(passthrough_config(upstream.base_url), api_keys=keys, store=store)
     async with store, running_bridge(settings) as running:
         yield running.base_url
@@ -319,7 +322,7 @@ async def test_a_conversation_expires_its_ttl_after_its_last_use(tmp_path: Path)
 
 
 async def test_two_concurrent_turns_on_one_conversation_append_whole_in_commit_order(
-    tmp_path: Path,
+    tmp_path: Path, store_url: str
 ) -> None:
     """Turn A starts and is held at the upstream; turn B starts after it and finishes first.
     Neither sees the other's items (each read the conversation when it started); the
@@ -336,7 +339,7 @@ async def test_two_concurrent_turns_on_one_conversation_append_whole_in_commit_o
 
     async with (
         ScriptedUpstream(default=script) as upstream,
-        bridge(tmp_path, upstream) as url,
+        bridge(tmp_path, upstream, store_url=store_url) as url,
         sdk(url) as client,
     ):
         made = await client.conversations.create(items=[user("before")])
@@ -355,3 +358,26 @@ async def test_two_concurrent_turns_on_one_conversation_append_whole_in_commit_o
         texts = [i.content[0].text for i in items]  # type: ignore[union-attr]
         assert texts == ["before", "B", "answer B", "A", "answer A"]
         assert [items[2].id, items[4].id] == [b.output[0].id, a.output[0].id]
+
+
+async def test_a_turn_that_fails_after_its_answer_began_appends_nothing(tmp_path: Path) -> None:
+    # The text arrives, then the connection drops before the finish: `response.failed`.
+    body = text_body(["a partial answer"], done=False)
+    end = body.rindex(b"data:")
+    cut = Reply(body, disconnect_after=end)
+    async with (
+        ScriptedUpstream([cut], default=echo) as upstream,
+        bridge(tmp_path, upstream) as url,
+        sdk(url) as client,
+    ):
+        made = await client.conversations.create(items=[user("before")])
+        stream = await client.responses.create(
+            model="m", input="cut me", conversation=made.id, stream=True
+        )
+        events = [event.type async for event in stream]
+        assert events[-1] == "response.failed"
+        items = [i async for i in client.conversations.items.list(made.id, order="asc")]
+        assert [i.content[0].text for i in items] == ["before"]  # type: ignore[union-attr]
+        again = await client.responses.create(model="m", input="again", conversation=made.id)
+        assert again.output_text == "echo: again"
+        assert [m["content"] for m in upstream.requests[-1].json["messages"]] == ["before", "again"]
