@@ -16,9 +16,10 @@ How much to drop needs two numbers, the window and the prompt's size:
 
 Each item's share is estimated from its JSON size (`CHARS_PER_TOKEN`, conservative) and scaled
 so the estimates add up to the known size. The budget is the window less room for the answer
-(`max_output_tokens`, else a tenth of the window). With no window known, the oldest items are
-dropped until about half the estimate is left. With `tokenize`, the cut is checked by an exact
-count and deepened (a few rounds at most) until it fits.
+(`max_output_tokens`, else a tenth of the window), less a margin for what the estimates miss
+(`ESTIMATE_MARGIN`: a chat template's own tokens belong to no item). With no window known, the
+oldest items are dropped until about half the estimate is left. With `tokenize`, the cut is
+checked by an exact count and deepened (a few rounds at most) until it fits.
 
 What was dropped is logged, and told to the client in the `x-wirebridge-truncated-items`
 response header (HTTP; the count of dropped items).
@@ -60,6 +61,7 @@ CHARS_PER_TOKEN = 3  # JSON and code run ~3 characters a token; prose ~4: this o
 ITEM_OVERHEAD = 4  # a message's role and separators in a chat template
 FALLBACK_KEEP = 0.5  # with no window known: keep about this share of the estimate
 ANSWER_SHARE = 10  # with no max_output_tokens: leave a tenth of the window for the answer
+ESTIMATE_MARGIN = 0.05  # estimates miss what no item holds (a template's own system prompt)
 EXACT_ROUNDS = 3  # with `tokenize`: at most this many exact counts to settle the cut
 TOKENIZE_TIMEOUT_S = 30.0
 
@@ -143,7 +145,7 @@ def plan_cut(
     estimated = fixed + sum(costs)
     scale = prompt_tokens / estimated if prompt_tokens and estimated else 1.0
     if window is not None:
-        room = budget_for(window, max_output_tokens) / scale - fixed
+        room = budget_for(window, max_output_tokens) * (1 - ESTIMATE_MARGIN) / scale - fixed
     else:
         room = estimated * FALLBACK_KEEP - fixed
     return truncate(items, costs, math.floor(room))
