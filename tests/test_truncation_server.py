@@ -9,13 +9,16 @@ last user message kept.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 import openai
 import pytest
 
-from wirebridge.provider import Config
+from wirebridge.chat.request import prepare_chat_request
+from wirebridge.prompt import Prompt
+from wirebridge.provider import Config, Provider
 from wirebridge.responses.testing import passthrough_config, running_bridge
 from wirebridge.testing import Reply, ScriptedUpstream, SeenRequest
 from wirebridge.testing.servers import ServedModel, model_server
@@ -123,6 +126,18 @@ async def test_auto_drops_the_oldest_items_and_the_conversation_goes_on(kind: Wi
     assert headers["x-wirebridge-truncated-items"] == "5"
 
 
+async def test_the_log_says_what_was_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    async with ScriptedUpstream(default=windowed_server("vllm", WINDOW)) as up:
+        with (
+            caplog.at_level(logging.INFO, logger="wirebridge.access"),
+            caplog.at_level(logging.INFO, logger="wirebridge.server"),
+        ):
+            await _create(passthrough_config(up.base_url), **REQUEST, input=conversation())
+    assert "dropped the 5 oldest of 11 items and retried" in caplog.text
+    access = [getattr(r, "access", None) for r in caplog.records if r.name == "wirebridge.access"]
+    assert [a["truncated_items"] for a in access if a and a["path"] == "/v1/responses"] == [5]
+
+
 async def test_disabled_keeps_the_context_length_error() -> None:
     async with ScriptedUpstream(default=windowed_server("llama.cpp", WINDOW)) as up:
         for truncation in ("disabled", None):
@@ -216,3 +231,38 @@ async def test_a_tokenizing_upstream_settles_the_cut_by_exact_counts() -> None:
     retry = chats(up)[1].json
     assert prompt_tokens(retry) <= WINDOW - WINDOW // 10
     assert_paired(retry["messages"])
+
+
+async def test_a_learnt_window_cuts_the_next_turn_before_it_is_sent() -> None:
+    longer = [
+        *conversation()[:-1],
+        {"role": "user", "content": words("q3")},
+        {"role": "assistant", "content": words("a3")},
+        {"role": "user", "content": "And the day after?"},
+    ]
+    async with (
+        ScriptedUpstream(default=windowed_server("llama.cpp", WINDOW)) as up,
+        running_bridge(passthrough_config(up.base_url)) as bridge,
+    ):
+        client = openai.AsyncOpenAI(base_url=bridge.base_url, api_key="k", max_retries=0)
+        async with client:
+            first = await client.responses.with_raw_response.create(**REQUEST, input=conversation())
+            second = await client.responses.with_raw_response.create(**REQUEST, input=longer)
+            other = await client.responses.with_raw_response.create(
+                **{**REQUEST, "model": "other"}, input=conversation()
+            )
+    assert [r.parse().status for r in (first, second, other)] == ["completed"] * 3
+    sent = [r.json for r in chats(up)]
+    # The first turn was refused, then cut; the second was cut before it was sent (one
+    # request), deeper as it is longer; another model's window is not assumed.
+    assert [s["model"] for s in sent] == ["m", "m", "m", "other", "other"]
+    assert prompt_tokens(sent[0]) > WINDOW and prompt_tokens(sent[3]) > WINDOW
+    assert prompt_tokens(sent[2]) <= WINDOW - WINDOW // 10
+    assert_paired(sent[2]["messages"])
+    assert sent[2]["messages"][-1] == {"role": "user", "content": "And the day after?"}
+    cut_first = int(first.headers["x-wirebridge-truncated-items"])
+    assert int(second.headers["x-wirebridge-truncated-items"]) > cut_first
+    provider = Provider(name="upstream", base_url=up.base_url)
+    whole = prepare_chat_request(Prompt("Answer briefly.", longer, [TOOL]), "m", provider)
+    dropped = dropped_prefix(whole.payload["messages"], sent[2]["messages"])
+    assert len(dropped) == int(second.headers["x-wirebridge-truncated-items"])

@@ -156,7 +156,8 @@ def _log_access(scope: Scope, state: dict[str, Any], seen: dict[str, Any], elaps
         "request_id": state.get("request_id"),
     }
     # `tenant` is a key id or a group name (tenants.py), never a key.
-    for key in ("model", "upstream", "stream", "response_id", "outcome", "disconnected", "tenant"):
+    keys = ("model", "upstream", "stream", "response_id", "outcome", "disconnected", "tenant")
+    for key in (*keys, "truncated_items"):  # truncated_items: truncation "auto" (truncating.py)
         if key in state:
             fields[key] = state[key]
     # Path and model are the client's: escaped so no field can forge a line (text or JSON).

@@ -21,6 +21,11 @@ so the estimates add up to the known size. The budget is the window less room fo
 oldest items are dropped until about half the estimate is left. With `tokenize`, the cut is
 checked by an exact count and deepened (a few rounds at most) until it fits.
 
+A window learnt from an error is remembered per upstream model (`LEARNT_CAPACITY` of them), with
+how many real tokens an estimated one was: the next turn of that model that would not fit is cut
+before it is sent, saving the refused request. The one retry on overflow still stands behind it
+(it then cuts what was sent), so a turn reaches the upstream twice at most.
+
 What was dropped is logged, and told to the client in the `x-wirebridge-truncated-items`
 response header (HTTP; the count of dropped items).
 """
@@ -31,8 +36,9 @@ import copy
 import logging
 import math
 import re
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
@@ -62,7 +68,8 @@ ITEM_OVERHEAD = 4  # a message's role and separators in a chat template
 FALLBACK_KEEP = 0.5  # with no window known: keep about this share of the estimate
 ANSWER_SHARE = 10  # with no max_output_tokens: leave a tenth of the window for the answer
 ESTIMATE_MARGIN = 0.05  # estimates miss what no item holds (a template's own system prompt)
-EXACT_ROUNDS = 3  # with `tokenize`: at most this many exact counts to settle the cut
+EXACT_ROUNDS = 3
+LEARNT_CAPACITY = 256  # with `tokenize`: at most this many exact counts to settle the cut
 TOKENIZE_TIMEOUT_S = 30.0
 
 _decode = msgspec.json.Decoder().decode
@@ -151,6 +158,15 @@ def plan_cut(
     return truncate(items, costs, math.floor(room))
 
 
+@dataclass(frozen=True, slots=True)
+class Learnt:
+    """What an overflow taught about an upstream model: its window, and real tokens per
+    estimated token."""
+
+    window: int
+    scale: float
+
+
 class Stream(Protocol):
     def stream(
         self, prompt: ChatRequest, *, commit_at: float | None = None
@@ -187,6 +203,7 @@ class Truncator:
     def __init__(self, config: Config, *, directory: ModelDirectory | None = None):
         self.config = config
         self.directory = directory or ModelDirectory(config)
+        self.learnt: OrderedDict[tuple[str, str], Learnt] = OrderedDict()
 
     def events(
         self,
@@ -198,19 +215,59 @@ class Truncator:
     ) -> AsyncIterator[Event]:
         """The turn's upstream events; with `truncation: "auto"`, retried once cut on overflow."""
         turn = TurnParts.of(whole)
-        stream = client.stream(turn.chat, commit_at=commit_at)
         if turn.request.body.truncation != "auto" or turn.summarising:
-            return stream
-        return self._auto(turn, client, stream, state, commit_at)
+            return client.stream(turn.chat, commit_at=commit_at)
+        return self._auto(self._ahead(turn, state), client, state, commit_at)
+
+    def _ahead(self, turn: TurnParts, state: dict[str, Any]) -> TurnParts:
+        """The turn cut before it is sent, when a learnt window says it would not fit."""
+        learnt = self.learnt.get((turn.provider.name, turn.upstream_model))
+        if learnt is None:
+            return turn
+        items = turn.prompt.input
+        fixed, costs = estimate_fixed(turn.prompt), [estimate(i) for i in items]
+        max_output = turn.request.body.max_output_tokens
+        tokens = (fixed + sum(costs)) * learnt.scale
+        if tokens <= budget_for(learnt.window, max_output) * (1 - ESTIMATE_MARGIN):
+            return turn
+        cut = plan_cut(
+            items,
+            fixed,
+            costs,
+            window=learnt.window,
+            prompt_tokens=math.ceil(tokens),
+            max_output_tokens=max_output,
+        )
+        if not cut.dropped:
+            return turn
+        state["truncated_items"] = len(cut.dropped)
+        log.info(
+            "truncation auto: the turn would overflow %s's context window (%d tokens, learnt); "
+            "dropped the %d oldest of %d items before sending it",
+            turn.upstream_model,
+            learnt.window,
+            len(cut.dropped),
+            len(items),
+        )
+        prompt = copy.copy(turn.prompt)
+        prompt.input = cut.kept
+        return replace(turn, prompt=prompt, chat=self._chat(turn, cut))
+
+    def _learn(self, turn: TurnParts, window: int, prompt_tokens: int, estimated: int) -> None:
+        key = (turn.provider.name, turn.upstream_model)
+        self.learnt[key] = Learnt(window, prompt_tokens / estimated)
+        self.learnt.move_to_end(key)
+        while len(self.learnt) > LEARNT_CAPACITY:
+            self.learnt.popitem(last=False)
 
     async def _auto(
         self,
         turn: TurnParts,
         client: Stream,
-        stream: AsyncIterator[Event],
         state: dict[str, Any],
         commit_at: float | None,
     ) -> AsyncIterator[Event]:
+        stream = client.stream(turn.chat, commit_at=commit_at)
         try:
             try:
                 first = await anext(stream)
@@ -245,6 +302,8 @@ class Truncator:
         items = turn.prompt.input
         fixed, costs = estimate_fixed(turn.prompt), [estimate(i) for i in items]
         max_output = turn.request.body.max_output_tokens
+        if window is not None and prompt_tokens is not None and fixed + sum(costs) > 0:
+            self._learn(turn, window, prompt_tokens, fixed + sum(costs))
         cut = plan_cut(
             items,
             fixed,
@@ -273,7 +332,7 @@ class Truncator:
             cut, chat = deeper, self._chat(turn, deeper)
         if not cut.dropped:
             raise exc
-        state["truncated_items"] = len(cut.dropped)
+        state["truncated_items"] = state.get("truncated_items", 0) + len(cut.dropped)
         log.info(
             "truncation auto: the turn overflowed %s's context window (%s tokens, prompt %s); "
             "dropped the %d oldest of %d items and retried",
