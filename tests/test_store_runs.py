@@ -121,6 +121,62 @@ async def test_cancel_flag_reaches_only_the_owner_of_an_active_run(store: Store)
     assert await log.cancel_requests("bridge-b") == []
 
 
+async def test_a_batch_is_one_row_and_reads_back_cut_at_any_number(store: Store) -> None:
+    """Frames written together are one row, keyed by the last number; `starting_after` inside
+    a batch still gives exactly the later frames, and a batch written twice (a retried write
+    whose first try had landed) is read once."""
+    log = run_log(store)
+    await create(log, lease_until=time.time() + 60)
+    await log.append("resp_1", [frame(0), frame(1), frame(2)], RESPONSE)
+    await log.append("resp_1", [frame(3), frame(4)], None)
+    await log.append("resp_1", [frame(3), frame(4), frame(5)], None)  # 3 and 4 again
+    assert await log.count() == (1, 3)
+    everything = await log.events_after("resp_1", -1)
+    assert everything == [frame(i) for i in range(6)]
+    for after in range(-1, 6):
+        assert await log.events_after("resp_1", after) == everything[after + 1 :]
+
+
+async def test_a_discarded_run_leaves_nothing(store: Store) -> None:
+    log = run_log(store)
+    await create(log, lease_until=time.time() + 60)
+    await log.append("resp_1", [frame(0)], RESPONSE)
+    await log.discard("resp_1")
+    assert await log.count() == (0, 0)
+    assert await log.get("resp_1", tenant="key:a", now=time.time()) is None
+
+
+async def test_listen_hears_writes_and_cancel_requests_of_other_connections(
+    store: Store,
+) -> None:
+    """PostgreSQL: what another bridge's log does reaches a listener, once committed."""
+    log, other = run_log(store), run_log(store)
+    if not log.notifies:
+        pytest.skip("SQLite has no notices (its bridges poll)")
+    heard: list[tuple[str, str]] = []
+    got = asyncio.Event()
+
+    def on_notice(kind: str, run_id: str) -> None:
+        heard.append((kind, run_id))
+        got.set()
+
+    async with log.listen(on_notice, lambda: None) as listening:
+        assert listening
+        await create(other, lease_until=time.time() + 60)
+        for step in (
+            other.append("resp_1", [frame(0)], None),
+            other.request_cancel("resp_1", tenant="key:a"),
+            other.ping("resp_1"),
+            other.finish(
+                "resp_1", [frame(1)], last_seq=1, status="completed", response="{}", now=time.time()
+            ),
+        ):
+            got.clear()
+            await step
+            await asyncio.wait_for(got.wait(), 10)
+    assert heard == [("e", "resp_1"), ("c", "resp_1"), ("f", "resp_1"), ("e", "resp_1")]
+
+
 def test_split_frames_reads_sequence_numbers_and_skips_keepalives() -> None:
     data = frame(7)[1].encode() + b": keep-alive\n\n" + frame(8)[1].encode()
     assert split_frames(data) == [frame(7), frame(8)]

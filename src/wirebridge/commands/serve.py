@@ -26,7 +26,13 @@ from ..errors import ConfigError
 from ..ops.options import ops_options, ops_settings
 from ..provider import Config, Provider, load_config
 from ..responses.app import create_app
-from ..responses.background import DEFAULT_LEASE_S, DEFAULT_RETENTION_S, BackgroundSettings
+from ..responses.background import (
+    DEFAULT_DETACH_GRACE_S,
+    DEFAULT_LEASE_S,
+    DEFAULT_POLL_S,
+    DEFAULT_RETENTION_S,
+    BackgroundSettings,
+)
 from ..responses.gate import parse_api_keys
 from ..responses.logs import configure_logging
 from ..responses.runner import (
@@ -226,6 +232,26 @@ def build_config(
     show_default=True,
     help="Seconds a finished background run's event log stays resumable.",
 )
+@click.option(
+    "--background-poll",
+    type=click.FloatRange(min=0.01),
+    default=DEFAULT_POLL_S,
+    show_default=True,
+    help="Seconds between reads of runs on other bridges (PostgreSQL notices come sooner).",
+)
+@click.option(
+    "--resumable-streams/--no-resumable-streams",
+    default=True,
+    show_default=True,
+    help="Log stored foreground streams so a client that lost its connection can resume them.",
+)
+@click.option(
+    "--detach-grace",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_DETACH_GRACE_S,
+    show_default=True,
+    help="Seconds a resumable stream whose client left goes on with nobody following it.",
+)
 @ops_options  # --metrics, --capture, --otel, ... (wirebridge.ops)
 def command(
     host: str,
@@ -253,6 +279,9 @@ def command(
     reasoning_summary: str,
     background_lease: float,
     background_retention: float,
+    background_poll: float,
+    resumable_streams: bool,
+    detach_grace: float,
     ops_options: dict[str, Any],
 ) -> None:
     """Serve /v1/responses in front of Chat Completions upstreams."""
@@ -300,7 +329,12 @@ def command(
         ),
         ops=ops_settings(is_loopback(host), **ops_options),
         background=BackgroundSettings(
-            lease_s=background_lease, retention_s=background_retention, drain_s=shutdown_grace
+            lease_s=background_lease,
+            retention_s=background_retention,
+            drain_s=shutdown_grace,
+            poll_s=background_poll,
+            resumable_streams=resumable_streams,
+            detach_grace_s=detach_grace,
         ),
     )
     log.info(

@@ -5,9 +5,10 @@
 
 This module owns the HTTP side of a request's life: the body limit, the concurrency limit,
 routing through the config (clients never choose upstream URLs or keys), client disconnects
-(which cancel the upstream request at once), and the Starlette assembly. The relay decides when
-an answer is committed and how failures look; the pure modules decide what things mean:
-`request` (validation), `encoder` (the Responses wire), `errors` (mapping).
+(which cancel the upstream request at once; a stored stream goes on, resumable: runroutes.py),
+and the Starlette assembly. The relay decides when an answer is committed and how failures
+look; the pure modules decide what things mean: `request` (validation), `encoder` (the
+Responses wire), `errors` (mapping).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from .models import model_routes
 from .reasoning_tokens import ReasoningTokens
 from .relay import Relay
 from .request import ResponsesRequest, parse_request, unknown_fields
-from .runroutes import answer_background, run_routes
+from .runroutes import answer_background, answer_resumable, run_routes
 from .runtime import Runtime
 from .settings import BridgeSettings
 from .stored import stored_routes
@@ -247,6 +248,13 @@ class ResponsesEndpoint:
                 scope=scope,
                 receive=receive,
                 send=send,
+            )
+            return
+        runs = runtime.background
+        if request.stream and request.store and runs is not None and runs.resumable:
+            # Stored streams are resumable: the server owns the run (runroutes.py).
+            await answer_resumable(
+                runs, relay, events, sink, scope=scope, receive=receive, state=state
             )
             return
         try:

@@ -58,7 +58,9 @@ class Runtime:
             runtime = cls(settings, store, pools)
             if store is not None:  # after the pools, so runs drain before the pools close
                 runtime.background = await stack.enter_async_context(
-                    BackgroundRuns.open(store, settings.background)
+                    BackgroundRuns.open(
+                        store, settings.background, write_timeout_s=settings.store_write_timeout_s
+                    )
                 )
             stack.callback(runtime.ops.close)
             yield runtime

@@ -6,6 +6,17 @@ the live Response object (a snapshot), every SSE frame with its sequence number,
 the owner polls, and a lease the owner renews. A run whose lease lapsed (its bridge was killed)
 is marked failed by whichever bridge sweeps first; the update is conditional, so exactly one does.
 
+The log is written in batches: one row per write, holding the batch's frames whole and keyed by
+its last sequence number. Reading splits the rows again and drops the frames at or below
+`starting_after`, so a reader sees every frame, byte for byte, numbered as its live client saw
+it; a row count per run grows with the writes (bounded by the store's commit rate), not with
+the event rate.
+
+On PostgreSQL every write, finish and cancel request also sends a NOTIFY on one channel (in the
+same transaction, so it is delivered only once the rows are visible), and `listen` opens the
+one extra connection a bridge needs to hear them: other bridges wake at once instead of at
+their next poll. SQLite has no such thing (its bridges share one process or poll).
+
 One query text per statement (`$n` placeholders, converted for SQLite as in `queries`); each
 method is one transaction. The two backends differ only in how a transaction is run.
 """
@@ -13,14 +24,18 @@ method is one transaction. The two backends differ only in how a transaction is 
 from __future__ import annotations
 
 import math
+import re
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from .base import Store
 from .queries import sqlite_placeholders
+
+_SEQ = re.compile(r'"sequence_number":(\d+)')
 
 ACTIVE = ("queued", "in_progress")
 _ACTIVE_SQL = "status IN ('queued', 'in_progress')"
@@ -72,7 +87,15 @@ DROP_EVENTS = (
     " (SELECT id FROM runs WHERE ended_at IS NOT NULL AND ended_at <= $1)"
 )
 EXPIRE_RUNS = "DELETE FROM runs WHERE expires_at IS NOT NULL AND expires_at <= $1"
+# $1 id: a run that is not to be kept after all (its response was not stored)
+DISCARD = "DELETE FROM runs WHERE id = $1"
 COUNT = "SELECT (SELECT COUNT(*) FROM runs), (SELECT COUNT(*) FROM run_events)"
+CHANNEL = "wirebridge_runs"
+# $1 payload: "e:<id>" (new frames or the end), "c:<id>" (cancel requested), "f:<id>" (a
+# follower on another bridge is reading the run)
+NOTIFY = f"SELECT pg_notify('{CHANNEL}', $1)"
+
+OnNotice = Callable[[str, str], None]  # (kind, run id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +124,22 @@ class RunLog(ABC):
 
     @abstractmethod
     async def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]: ...
+
+    notifies = False  # the backend sends NOTIFYs (`listen` can hear other bridges)
+
+    def _notice(self, kind: str, run_id: str) -> list[tuple[str, tuple[Any, ...]]]:
+        return [(NOTIFY, (f"{kind}:{run_id}",))] if self.notifies else []
+
+    @asynccontextmanager
+    async def listen(self, on_notice: OnNotice, on_lost: Callable[[], None]) -> AsyncIterator[bool]:
+        """Hear the other bridges' notices while open; yields False when the backend has none.
+        `on_lost` is called if the listening connection drops (notices may have been missed)."""
+        yield False
+
+    async def ping(self, run_id: str) -> None:
+        """Tell the run's owner, wherever it is, that someone follows the run."""
+        if self.notifies:
+            await self._tx(self._notice("f", run_id))
 
     async def create(
         self,
@@ -134,16 +173,17 @@ class RunLog(ABC):
             await self._tx([(UPDATE_SNAPSHOT, (run_id, snapshot))])
             return
         update = (UPDATE_PROGRESS, (run_id, frames[-1][0], snapshot))
-        rows = tuple((run_id, seq, data) for seq, data in frames)
-        await self._tx([update, (INSERT_EVENT, rows)], many=1)
+        await self._tx(
+            [update, (INSERT_EVENT, _batch(run_id, frames)), *self._notice("e", run_id)], many=1
+        )
 
     async def finish(
         self, run_id: str, frames: Frames, *, last_seq: int, status: str, response: str, now: float
     ) -> bool:
         """The last frames and the final state, at once; False if the run had already ended."""
-        rows = tuple((run_id, seq, data) for seq, data in frames)
         done = (FINISH, (run_id, last_seq, status, response, math.floor(now)))
-        return await self._tx([done, (INSERT_EVENT, rows)], many=1) > 0
+        steps = [done, (INSERT_EVENT, _batch(run_id, frames)), *self._notice("e", run_id)]
+        return await self._tx(steps, many=1) > 0
 
     async def finish_abandoned(
         self, run_id: str, frame: tuple[int, str], *, response: str, now: float
@@ -151,7 +191,8 @@ class RunLog(ABC):
         """Mark a run whose lease lapsed as failed; False if another bridge did it first."""
         params = (run_id, frame[0], "failed", response, math.floor(now), math.floor(now))
         rows = ((run_id, frame[0], frame[1]),)
-        return await self._tx([(FINISH_ABANDONED, params), (INSERT_EVENT, rows)], many=1) > 0
+        steps = [(FINISH_ABANDONED, params), (INSERT_EVENT, rows), *self._notice("e", run_id)]
+        return await self._tx(steps, many=1) > 0
 
     async def get(self, run_id: str, *, tenant: str | None, now: float) -> RunRow | None:
         rows = await self._fetch(SELECT_RUN, (run_id, tenant, math.floor(now)))
@@ -163,11 +204,26 @@ class RunLog(ABC):
     async def events_after(
         self, run_id: str, after: int, limit: int = 1000
     ) -> list[tuple[int, str]]:
+        """The frames numbered above `after`, from at most `limit` rows (batches)."""
         rows = await self._fetch(SELECT_EVENTS, (run_id, after, limit))
-        return [(int(seq), str(data)) for seq, data in rows]
+        frames: list[tuple[int, str]] = []
+        for _, data in rows:
+            for frame in _unbatch(str(data)):
+                if frame[0] > after:  # also drops a batch written twice (a retried write)
+                    frames.append(frame)
+                    after = frame[0]
+        return frames
+
+    async def discard(self, run_id: str) -> None:
+        """Forget a run and its event log (its response was not stored after all)."""
+        await self._tx([(DISCARD, (run_id,)), *self._notice("e", run_id)])
 
     async def request_cancel(self, run_id: str, *, tenant: str | None) -> bool:
-        return await self._tx([(REQUEST_CANCEL, (run_id, tenant))]) > 0
+        if not await self._tx([(REQUEST_CANCEL, (run_id, tenant))]) > 0:
+            return False
+        if self.notifies:  # wakes the owner now; it reads the flag either way
+            await self._tx(self._notice("c", run_id))
+        return True
 
     async def cancel_requests(self, owner: str) -> list[str]:
         return [str(row[0]) for row in await self._fetch(CANCEL_REQUESTS, (owner,))]
@@ -188,6 +244,24 @@ class RunLog(ABC):
         """(runs, events) rows: for the benchmark's growth figures."""
         runs, events = (await self._fetch(COUNT, ()))[0]
         return int(runs), int(events)
+
+
+def _batch(run_id: str, frames: Frames) -> tuple[tuple[str, int, str], ...]:
+    """One row for a batch of frames: keyed by its last number, the frames whole, in order."""
+    if not frames:
+        return ()
+    return ((run_id, frames[-1][0], "".join(text for _, text in frames)),)
+
+
+def _unbatch(data: str) -> list[tuple[int, str]]:
+    """A row's frames again (each ends with a blank line; JSON never holds a raw newline)."""
+    out: list[tuple[int, str]] = []
+    for chunk in data.split("\n\n"):
+        if chunk:
+            found = _SEQ.search(chunk)
+            if found is not None:
+                out.append((int(found.group(1)), chunk + "\n\n"))
+    return out
 
 
 class _SQLiteRunLog(RunLog):
@@ -230,8 +304,32 @@ class _SQLiteRunLog(RunLog):
 
 
 class _PostgresRunLog(RunLog):
+    notifies = True
+
     def __init__(self, store: Any):
         self.store = store
+
+    @asynccontextmanager
+    async def listen(self, on_notice: OnNotice, on_lost: Callable[[], None]) -> AsyncIterator[bool]:
+        # A connection of its own, outside the pool: LISTEN holds it for the bridge's life.
+        import asyncpg  # type: ignore[import-untyped]  # only with the PostgreSQL extra
+
+        conn = await asyncpg.connect(self.store.url, timeout=10)
+
+        def heard(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+            kind, _, run_id = payload.partition(":")
+            on_notice(kind, run_id)
+
+        try:
+            conn.add_termination_listener(lambda _conn: on_lost())
+            await conn.add_listener(CHANNEL, heard)
+            yield True
+        finally:
+            if not conn.is_closed():
+                try:
+                    await conn.close(timeout=2)
+                except Exception:
+                    conn.terminate()
 
     async def _tx(self, steps: list[tuple[str, tuple[Any, ...]]], *, many: int = -1) -> int:
         count = -1
