@@ -79,6 +79,9 @@ class Provider:
     # How `POST /v1/responses/input_tokens` counts exactly: the server's own template and
     # tokenizer, 'llamacpp' (/apply-template + /tokenize) or 'vllm' (/tokenize); None: no count.
     tokenize: str | None = None
+    # Otherwise an estimate, said to be one: a Hugging Face `tokenizer.json` (or a model folder
+    # holding one) that counts the prepared messages and tools without the chat template.
+    estimate_tokenizer: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.base_url, str) or not self.base_url.startswith(
@@ -106,6 +109,17 @@ class Provider:
                 f"provider {self.name!r}: tokenize must be one of {', '.join(TOKENIZERS)}; "
                 f"got {self.tokenize!r}"
             )
+        if self.estimate_tokenizer is not None:
+            if not isinstance(self.estimate_tokenizer, str) or not self.estimate_tokenizer.strip():
+                raise ConfigError(
+                    f"provider {self.name!r}: estimate_tokenizer must be the path of a "
+                    f"tokenizer.json or of a folder holding one; got {self.estimate_tokenizer!r}"
+                )
+            if self.tokenize is not None:  # one way to count, so a count says which it is
+                raise ConfigError(
+                    f"provider {self.name!r}: tokenize and estimate_tokenizer are exclusive: "
+                    "an exact count needs no estimate"
+                )
         for key in ("query_params", "http_headers", "env_http_headers"):
             value = getattr(self, key)
             if value is not None and (

@@ -2,17 +2,22 @@
 
 A count is only worth having if it equals what the model server will charge, so it comes from
 the upstream's own chat template and tokenizer: llama.cpp (`/apply-template` then `/tokenize`)
-or vLLM (`/tokenize` with the messages). Which one is the provider's `tokenize` option; a
-provider without it gets a 400 `exact_count_unavailable` rather than a guess. The request is
-prepared exactly as a turn is (history, compaction, mapping), so the count covers what would
-really be sent.
+or vLLM (`/tokenize` with the messages). Which one is the provider's `tokenize` option. A
+provider whose table names an `estimate_tokenizer` gets an estimate instead (`estimate.py`); any
+other gets a 400 `exact_count_unavailable` rather than a guess. Either answer says which it is in
+`x-wirebridge-count` (`exact; tokenizer="llamacpp"`, `estimate; tokenizer="NAME"`). The request
+is prepared exactly as a turn is (history, compaction, mapping), so either count covers what
+would really be sent.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import anyio.to_thread
 import httpx
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,11 +27,28 @@ from ..jsontypes import JSON
 from ..provider import Provider
 from ..wire import encode
 from .errors import ApiError, map_exception
+from .estimate import EstimateUnavailable, estimate_tokens, tokenizer_name
 
 if TYPE_CHECKING:
     from .app import ResponsesEndpoint
 
+log = logging.getLogger("wirebridge.server")
+
 TIMEOUT_S = 30.0
+COUNT_HEADER = "x-wirebridge-count"
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """A count and how it was made: exact (the upstream's tokenizer) or an estimate."""
+
+    tokens: int
+    exact: bool
+    tokenizer: str  # 'llamacpp', 'vllm', or the estimate tokenizer's name
+
+    def header(self) -> str:
+        name = self.tokenizer.replace("\\", "\\\\").replace('"', '\\"')
+        return f'{"exact" if self.exact else "estimate"}; tokenizer="{name}"'
 
 
 def _root(provider: Provider) -> str:
@@ -46,14 +68,15 @@ def _headers(provider: Provider) -> dict[str, str]:
 def _unavailable(provider: Provider) -> ApiError:
     return ApiError.invalid(
         f"no exact token count is possible for provider {provider.name!r}: set its `tokenize` "
-        "option to 'llamacpp' or 'vllm' if the model server can tokenize with its chat template",
+        "option to 'llamacpp' or 'vllm' if the model server can tokenize with its chat template, "
+        "or `estimate_tokenizer` to a tokenizer.json for an estimate",
         param="model",
         code="exact_count_unavailable",
     )
 
 
 async def _post(http: httpx.AsyncClient, url: str, body: JSON, headers: dict[str, str]) -> Any:
-    answer = await http.post(url, json=body, headers=headers)
+    answer = await http.post(url, json=body, headers=headers, timeout=TIMEOUT_S)
     if answer.status_code != 200:
         raise ApiError(
             502,
@@ -82,6 +105,22 @@ async def count_tokens(http: httpx.AsyncClient, provider: Provider, payload: JSO
     raise _unavailable(provider)
 
 
+async def count(http: httpx.AsyncClient, provider: Provider, payload: JSON) -> Count:
+    """Exact if the provider can, an estimate if its table opts in, else the plain no."""
+    if provider.tokenize is not None:
+        return Count(await count_tokens(http, provider, payload), True, provider.tokenize)
+    configured = provider.estimate_tokenizer
+    if configured is None:
+        raise _unavailable(provider)
+    try:  # blocking: the file is read on first use, and a long prompt takes a while to encode
+        tokens = await anyio.to_thread.run_sync(estimate_tokens, configured, payload)
+    except EstimateUnavailable as exc:  # the operator's to fix: the log and doctor say how
+        log.error("input_tokens: provider %r: %s", provider.name, exc)
+        message = f"provider {provider.name!r}: its estimate_tokenizer cannot be used"
+        raise ApiError(500, message, "server_error", code="estimate_unavailable") from exc
+    return Count(tokens, False, tokenizer_name(configured))
+
+
 class InputTokensEndpoint:
     """The route: a turn prepared but not run, then counted."""
 
@@ -97,12 +136,13 @@ class InputTokensEndpoint:
             raw = await self.read(request.scope, request.receive)
             state: dict[str, Any] = request.scope.setdefault("state", {})
             turn = await self.responses.prepare_turn(runtime, request.scope, state, raw)
-            if turn.provider.tokenize is None:
-                raise _unavailable(turn.provider)
-            async with httpx.AsyncClient(timeout=TIMEOUT_S) as http:
-                count = await count_tokens(http, turn.provider, turn.chat.payload)
+            provider = turn.provider
+            if provider.tokenize is None and provider.estimate_tokenizer is None:
+                raise _unavailable(provider)
+            counted = await count(runtime.pools.http(provider), provider, turn.chat.payload)
         except Exception as exc:  # every failure answers as the OpenAI error
             error = exc if isinstance(exc, ApiError) else map_exception(exc)
             return Response(error.encode(), error.status, media_type="application/json")
-        body = encode({"object": "response.input_tokens", "input_tokens": count})
-        return Response(body, media_type="application/json")
+        body = encode({"object": "response.input_tokens", "input_tokens": counted.tokens})
+        headers = {COUNT_HEADER: counted.header()}
+        return Response(body, media_type="application/json", headers=headers)

@@ -53,6 +53,10 @@ class ProviderPool:
     def client(self) -> Client:
         return self._clients[next(self._turn)][0]
 
+    def http(self) -> httpx.AsyncClient:
+        """One of the pools, for a short side request (the upstream's tokenizer)."""
+        return self._clients[next(self._turn)][1]
+
     async def aclose(self) -> None:
         for _, http in self._clients:
             await http.aclose()
@@ -68,6 +72,13 @@ class UpstreamPools:
         self._retired: list[ProviderPool] = []
 
     def client(self, provider: Provider) -> Client:
+        return self._pool(provider).client()
+
+    def http(self, provider: Provider) -> httpx.AsyncClient:
+        """An httpx client of `provider`'s pool: its connections are already open and kept."""
+        return self._pool(provider).http()
+
+    def _pool(self, provider: Provider) -> ProviderPool:
         pool = self._pools.get(provider.name)
         if pool is None or pool.provider is not provider:
             if pool is not None:
@@ -75,7 +86,7 @@ class UpstreamPools:
             pool = self._pools[provider.name] = ProviderPool(
                 provider, max_streams=self.max_streams, finish_grace_s=self.finish_grace_s
             )
-        return pool.client()
+        return pool
 
     def warm(self, providers: Iterable[Provider]) -> None:
         """Build the pools now, not on a first request (a TLS context costs tens of ms)."""
