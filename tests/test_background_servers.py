@@ -155,3 +155,58 @@ async def test_sigterm_lets_runs_finish_within_the_grace_then_marks_the_rest(
     assert "shut down" in cut["error"]["message"]
     assert not upstream.replies  # both runs reached the upstream
     assert any("background run(s)" in line for line in server.lines)  # it drained them
+
+
+async def test_a_foreground_stream_started_on_a_resumes_live_on_b(shared_store_url: str) -> None:
+    finish = asyncio.Event()
+    async with ScriptedUpstream() as upstream, AsyncExitStack() as stack:
+        upstream.push(held_reply(finish))
+        _, a = await stack.enter_async_context(bridge(upstream.base_url, shared_store_url))
+        _, b = await stack.enter_async_context(bridge(upstream.base_url, shared_store_url))
+        stream = await a.responses.create(model="m", input="x", stream=True)  # not background
+        before = await first_events(stream, 3)
+        await stream.close()  # A's client is gone; the run goes on in A
+        last = before[-1]["sequence_number"]
+        response_id = before[0]["response"]["id"]
+        resumed = await b.responses.retrieve(response_id, stream=True, starting_after=last)
+        finish.set()
+        after = [dumped(e) async for e in resumed]
+        on_b = await b.responses.retrieve(response_id)
+    validate_events(before + after)
+    assert [e["sequence_number"] for e in after] == list(range(last + 1, last + 1 + len(after)))
+    assert check_stream_invariants(before + after)["status"] == "completed"
+    assert deltas(before) + deltas(after) == FULL_TEXT
+    assert len(upstream.requests) == 1
+    assert on_b.status == "completed" and on_b.output_text == FULL_TEXT
+
+
+@pytest.mark.postgres
+async def test_notices_make_resume_and_cancel_on_b_live_without_polling(postgres_url: str) -> None:
+    """Both bridges poll only every 30 s and renew leases every 20 s: a resume on B that follows
+    A's writes live, and a cancel on B that A obeys at once, can only come from NOTIFY."""
+    slow = ("--background-poll", "30", "--background-lease", "60")
+    finish, never = asyncio.Event(), asyncio.Event()
+    async with ScriptedUpstream() as upstream, AsyncExitStack() as stack:
+        upstream.push(held_reply(finish), held_reply(never))
+        _, a = await stack.enter_async_context(bridge(upstream.base_url, postgres_url, *slow))
+        _, b = await stack.enter_async_context(bridge(upstream.base_url, postgres_url, *slow))
+        with anyio.fail_after(10):
+            stream = await a.responses.create(model="m", input="x", background=True, stream=True)
+            before = await first_events(stream, 3)
+            await stream.close()
+            last = before[-1]["sequence_number"]
+            resumed = await b.responses.retrieve(
+                before[0]["response"]["id"], stream=True, starting_after=last
+            )
+            finish.set()
+            after = [dumped(e) async for e in resumed]
+            await upstream.closed.wait()
+
+            second = await a.responses.create(model="m", input="y", background=True, stream=True)
+            shown = await first_events(second, HELD_AFTER - 1)
+            cancelled = await b.responses.cancel(shown[0]["response"]["id"])
+            await upstream.closed.wait()  # A closed the upstream request B cancelled
+    assert deltas(before) + deltas(after) == FULL_TEXT
+    assert after[-1]["type"] == "response.completed"
+    assert cancelled.status == "cancelled"
+    assert cancelled.output_text == "".join(PIECES[: HELD_AFTER - 1])
