@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from wirebridge.errors import ProviderError, UnexpectedStatusError
 from wirebridge.items import (
     CustomToolCall,
     CustomToolCallOutput,
@@ -26,6 +28,7 @@ from wirebridge.items import (
     Reasoning,
 )
 from wirebridge.responses.siblings import call_id_of
+from wirebridge.responses.truncating import Overflow, is_overflow, read_overflow
 from wirebridge.responses.truncation import allowed_cuts, pinned, truncate
 
 
@@ -185,3 +188,64 @@ def test_a_session_is_cut_before_a_whole_step_never_inside_it() -> None:
     assert cut.dropped == [1, 2, 3] and cut.cost == 8
     nothing = truncate(items, [1] * len(items), budget=1)
     assert not nothing.fits and nothing.kept == [items[0], items[10]]
+
+
+@pytest.mark.parametrize(
+    ("error", "window", "prompt"),
+    [
+        (  # llama-server
+            UnexpectedStatusError(
+                400,
+                '{"error":{"code":400,"message":"the request exceeds the available context '
+                'size, try increasing it","type":"exceed_context_size_error",'
+                '"n_prompt_tokens":5000,"n_ctx":4096}}',
+            ),
+            4096,
+            5000,
+        ),
+        (  # vLLM, and llama-cpp-python's non-streamed answer, with max_tokens
+            UnexpectedStatusError(
+                400,
+                '{"object":"error","message":"This model\'s maximum context length is 8192 '
+                "tokens. However, you requested 9000 tokens (8000 in the messages, 1000 in the "
+                'completion). Please reduce the length of the messages or completion.",'
+                '"type":"BadRequestError","param":null,"code":400}',
+            ),
+            8192,
+            8000,
+        ),
+        (  # vLLM without max_tokens
+            UnexpectedStatusError(
+                400,
+                '{"error":{"message":"This model\'s maximum context length is 2048 tokens. '
+                "However, your request has 3000 input tokens. Please reduce the length of the "
+                'input messages.","type":"BadRequestError","param":null,"code":400}}',
+            ),
+            2048,
+            3000,
+        ),
+        (  # OpenAI: the functions are part of the prompt
+            UnexpectedStatusError(
+                400,
+                '{"error":{"message":"This model\'s maximum context length is 128000 tokens. '
+                "However, your messages resulted in 130000 tokens (129000 in the messages, "
+                "1000 in the functions). Please reduce the length of the messages or "
+                'functions.","type":"invalid_request_error","param":"messages",'
+                '"code":"context_length_exceeded"}}',
+            ),
+            128000,
+            130000,
+        ),
+        (  # an error inside the stream, numbers in its words
+            ProviderError("maximum context length is 4096 tokens, requested 5000 tokens"),
+            4096,
+            5000,
+        ),
+        (UnexpectedStatusError(400, '{"error":{"message":"prompt is too long"}}'), None, None),
+    ],
+)
+def test_the_numbers_servers_put_in_their_overflow_errors(
+    error: Exception, window: int | None, prompt: int | None
+) -> None:
+    assert is_overflow(error)
+    assert read_overflow(error) == Overflow(window, prompt)

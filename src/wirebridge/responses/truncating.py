@@ -68,14 +68,16 @@ ITEM_OVERHEAD = 4  # a message's role and separators in a chat template
 FALLBACK_KEEP = 0.5  # with no window known: keep about this share of the estimate
 ANSWER_SHARE = 10  # with no max_output_tokens: leave a tenth of the window for the answer
 ESTIMATE_MARGIN = 0.05  # estimates miss what no item holds (a template's own system prompt)
-EXACT_ROUNDS = 3
-LEARNT_CAPACITY = 256  # with `tokenize`: at most this many exact counts to settle the cut
+EXACT_ROUNDS = 3  # with `tokenize`: at most this many exact counts to settle the cut
+LEARNT_CAPACITY = 256  # upstream models whose learnt window is remembered
 TOKENIZE_TIMEOUT_S = 30.0
 
 _decode = msgspec.json.Decoder().decode
 _WINDOW = re.compile(r"maximum context length is (\d+)", re.IGNORECASE)
-_PROMPT = (  # the prompt's own tokens first, then totals that may include the answer
-    re.compile(r"(\d+) (?:tokens )?in the messages", re.IGNORECASE),
+_PROMPT = (
+    # vLLM and llama-cpp-python split a total into the prompt and the answer's room.
+    re.compile(r"(\d+) in the messages, \d+ in the completion", re.IGNORECASE),
+    # A total: OpenAI's messages and functions together, or vLLM's input alone.
     re.compile(r"(?:your request has|resulted in|requested) (\d+)(?: input)? tokens", re.I),
 )
 
