@@ -9,12 +9,15 @@ last user message kept.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
 
+import anyio
 import openai
 import pytest
+from websockets.asyncio.client import connect
 
 from wirebridge.chat.request import prepare_chat_request
 from wirebridge.prompt import Prompt
@@ -266,3 +269,21 @@ async def test_a_learnt_window_cuts_the_next_turn_before_it_is_sent() -> None:
     whole = prepare_chat_request(Prompt("Answer briefly.", longer, [TOOL]), "m", provider)
     dropped = dropped_prefix(whole.payload["messages"], sent[2]["messages"])
     assert len(dropped) == int(second.headers["x-wirebridge-truncated-items"])
+
+
+async def test_a_websocket_turn_is_truncated_the_same_way() -> None:
+    async with (
+        ScriptedUpstream(default=windowed_server("llama.cpp", WINDOW)) as up,
+        running_bridge(passthrough_config(up.base_url)) as bridge,
+        connect(bridge.base_url.replace("http://", "ws://") + "/responses") as ws,
+    ):
+        await ws.send(json.dumps({"type": "response.create", **REQUEST, "input": conversation()}))
+        events: list[dict[str, Any]] = []
+        with anyio.fail_after(10):
+            while not events or events[-1]["type"] not in ("response.completed", "error"):
+                events.append(json.loads(await ws.recv()))
+    assert events[-1]["type"] == "response.completed"
+    assert events[-1]["response"]["truncation"] == "auto"
+    first, retry = (r.json["messages"] for r in chats(up))
+    assert len(dropped_prefix(first, retry)) == 5
+    assert_paired(retry)
