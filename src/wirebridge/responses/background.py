@@ -146,7 +146,10 @@ class _TeeSink:
 
     async def write(self, data: bytes) -> None:
         run = self.run
-        run.pending += split_frames(data)
+        # One chunk, numbered by its last frame (the encoder's count right after `take`): the
+        # log keeps batches whole, so the hot path never splits frames.
+        if data:
+            run.pending.append((run.relay.encoder.sequence_number - 1, data.decode()))
         run.has_pending.set()
         await self.runs.to_client(run, data)
 
@@ -351,13 +354,21 @@ class BackgroundRuns:
             else:
                 run.written()
 
+    @staticmethod
+    def _chunks(run: LocalRun, data: bytes) -> list[tuple[int, str]]:
+        """The last frames of a run, as its log takes them: a foreground run's as one chunk."""
+        if not run.foreground:
+            return split_frames(data)
+        return [(run.relay.encoder.sequence_number - 1, data.decode())] if data else []
+
     def finish_soon(self, run: LocalRun, data: bytes) -> anyio.Event:
         """End a foreground run in the log without holding its caller; set once it is done."""
         done = anyio.Event()
+        chunks = self._chunks(run, data)  # numbered now, while the encoder's count is theirs
 
         async def end() -> None:
             try:
-                await self.finish(run, data)
+                await self.finish(run, data, chunks)
             except Exception:
                 log.exception("response %s: final state not stored", run.id)
             finally:
@@ -368,9 +379,11 @@ class BackgroundRuns:
         return done
 
     async def _created(self, run: LocalRun) -> None:
-        create, run.create = run.create, None
-        if create is not None:
-            await create()
+        # Cleared once written (callers hold the run's lock): until then `get` answers from
+        # memory, so the run is never missing between the two.
+        if run.create is not None:
+            await run.create()
+            run.create = None
 
     def _snapshot(self, run: LocalRun) -> str | None:
         now = time.monotonic()
@@ -415,11 +428,14 @@ class BackgroundRuns:
                 run.done.set()
                 run.written()
 
-    async def finish(self, run: LocalRun, data: bytes) -> None:
+    async def finish(
+        self, run: LocalRun, data: bytes, chunks: list[tuple[int, str]] | None = None
+    ) -> None:
         response = run.relay.response
         with anyio.CancelScope(shield=True):
             async with run.lock:
-                frames = [*run.pending, *split_frames(data)]
+                more = self._chunks(run, data) if chunks is None else chunks
+                frames = [*run.pending, *more]
                 frames = [f for f in frames if f[0] > run.last_seq]
                 run.pending = []
                 last = frames[-1][0] if frames else run.last_seq
@@ -572,17 +588,18 @@ class BackgroundRuns:
             local.stop("user")
             await local.done.wait()
             return await self.get(run_id, tenant), not ending
+        waiter = self._waiter(run_id)  # its end is noticed (taken first: none is missed)
         if not await self.log.request_cancel(run_id, tenant=tenant):  # the owner polls it
             return await self.get(run_id, tenant), False  # it ended meanwhile
         with anyio.move_on_after(self.settings.lease_s + 4 * self.settings.poll_s):
             while row is not None and row.active:
-                waiter = self._waiter(run_id)  # its end is noticed; poll if not listening
-                with anyio.move_on_after(self.settings.poll_s):
+                with anyio.move_on_after(self.settings.poll_s):  # the poll, if not listening
                     if waiter is not None:
                         await waiter.wait()
                     else:
                         await anyio.sleep_forever()
                 await self.sweep()  # an owner that died never answers the flag
+                waiter = self._waiter(run_id)
                 row = await self.get(run_id, tenant)
         return await self.get(run_id, tenant), True
 
@@ -603,6 +620,7 @@ class BackgroundRuns:
         next_renew = next_sweep = next_expire = anyio.current_time()
         while True:
             now = anyio.current_time()
+            self._poke = anyio.Event()  # before reading the flags: a notice meanwhile counts
             try:
                 if self.local:
                     for run_id in await self.log.cancel_requests(self.owner):
@@ -627,7 +645,6 @@ class BackgroundRuns:
                 log.warning("background runs upkeep failed (retried): %s", exc)
             with anyio.move_on_after(min(s.poll_s, s.lease_s / 3)):
                 await self._poke.wait()  # a cancel request noticed: read the flags now
-            self._poke = anyio.Event()
 
     async def _drain(self) -> None:
         if not self.local:
