@@ -53,7 +53,7 @@ KEEPALIVE = b": keep-alive\n\n"
 CLOSE_TIMEOUT_S = 1.0
 DEFAULT_LEASE_S = 30.0
 DEFAULT_RETENTION_S = 3600.0
-DEFAULT_DETACH_GRACE_S = 60.0
+DEFAULT_DETACH_GRACE_S = 10.0  # a reconnect comes in seconds; a single-slot upstream waits
 DEFAULT_POLL_S = 0.5
 LISTEN_RETRY_S = 5.0
 
