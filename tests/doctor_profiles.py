@@ -141,6 +141,8 @@ def _calls_for(q: Quirks, body: dict[str, Any]) -> list[tuple[str, str, dict[str
 
 
 def respond(q: Quirks, request: SeenRequest) -> Reply:
+    if request.path.endswith(("/apply-template", "/tokenize")):  # no tokenizer, as most servers
+        return Reply(b'{"error":"Not Found"}', status=404, content_type="application/json")
     body = request.json
     rejected = _check(q, body)
     if rejected is not None:

@@ -29,7 +29,9 @@ pytestmark = [pytest.mark.interop, pytest.mark.anyio]
 
 
 def findings(diagnosis: Diagnosis) -> dict[str, tuple[str, Any]]:
-    return {f.key: (f.status, f.value) for f in diagnosis.findings if f.key != "latency"}
+    """The findings of the chat probes (latency varies; input_tokens has its own tests)."""
+    skip = ("latency", "input_tokens")
+    return {f.key: (f.status, f.value) for f in diagnosis.findings if f.key not in skip}
 
 
 async def run(server: ServerProcess) -> Diagnosis:
@@ -64,7 +66,11 @@ async def test_doctor_on_llama_server(llamacpp_servers: ServerPool) -> None:
         "reasoning_field": "reasoning",
         "include_usage": True,
         "think_tags": "off",
+        "tokenize": "llamacpp",  # /apply-template + /tokenize count the probe's prompt exactly
     }
+    counted = diagnosis.finding("input_tokens")
+    assert counted.status == "warn" and counted.value["detected"] == "llamacpp"
+    assert counted.value["tokens"] == counted.value["prompt_tokens"] > 0
     latency = diagnosis.finding("latency").value
     assert latency["ttfb_ms"] > 0 and latency["chunks_per_s"] > 0
 
@@ -100,6 +106,13 @@ async def test_doctor_on_llama_cpp_python(llamacpp_servers: ServerPool) -> None:
         "include_usage": False,
         "think_tags": "off",
     }
+    # no chat-template tokenizer endpoint (and no usage to check one against)
+    counted = diagnosis.finding("input_tokens")
+    assert (counted.status, counted.value["count"], counted.value["detected"]) == (
+        "info",
+        "none",
+        None,
+    )
 
 
 async def test_console_script_sees_usage_only_from_llama_server(

@@ -5,6 +5,7 @@ say one thing about the upstream. Four settle provider options (`include_usage`,
 `developer_role`, `reasoning_field`, `think_tags`): each finding carries the options it settles,
 and `recommend` builds the table from those alone, so no finding depends on being asked in some
 order. An option no probe could settle keeps the provider's current value and says so.
+`tokenize` is in the table only when the token-count check settled it (`counting.py`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from ..provider import Provider
 from .checks import Checks
+from .counting import Counting, input_tokens_finding
 from .finding import (
     FINDING_TITLES,
     OPTION_KEYS,
@@ -38,8 +40,13 @@ __all__ = [
 ]
 
 
-def analyse(results: Mapping[str, ProbeResult], provider: Provider, model: str) -> Diagnosis:
-    """The findings and the recommended table for one doctor run."""
+def analyse(
+    results: Mapping[str, ProbeResult],
+    provider: Provider,
+    model: str,
+    counting: Counting | None = None,
+) -> Diagnosis:
+    """The findings and the recommended table for one doctor run (and how it counts tokens)."""
     a = Checks(dict(results))
     findings = [
         a.streaming(),
@@ -55,6 +62,8 @@ def analyse(results: Mapping[str, ProbeResult], provider: Provider, model: str) 
         a.replay(),
         a.latency(),
     ]
+    if counting is not None:
+        findings.append(input_tokens_finding(counting))
     return Diagnosis(
         provider.name,
         provider.base_url,
@@ -89,4 +98,8 @@ def recommend(provider: Provider, findings: Iterable[Finding]) -> Recommendation
             table[option] = getattr(provider, option)
             reasons[option] = "not determined; current value kept"
             undetermined.append(option)
+    for option, setting in settled.items():
+        if option not in OPTION_KEYS:  # settled only where it was found: `tokenize`
+            table[option] = setting.value
+            reasons[option] = setting.reason
     return Recommendation(provider.name, table, reasons, undetermined)

@@ -27,6 +27,7 @@ FINDING_TITLES = {
     "tool_named": "named tool_choice",
     "replay": "reasoning replay (tool turn)",
     "latency": "latency (short answer)",
+    "input_tokens": "input_tokens count",
 }
 
 

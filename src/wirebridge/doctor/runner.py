@@ -6,6 +6,8 @@ request, a cap on the bytes read, and a short grace after a `finish_reason` for 
 keep the connection open without `[DONE]`. No exception from the network or the body escapes:
 every failure becomes part of a `ProbeResult`. Headers and key come from
 `transport.request_headers`, so the key is read the way the bridge reads it and never printed.
+After the battery, `probe_counting` counts the `stream` probe's payload the ways the bridge's
+`input_tokens` would (`counting.py` says which one the provider gets).
 """
 
 from __future__ import annotations
@@ -14,11 +16,16 @@ import time
 from collections.abc import Callable
 
 import anyio
+import anyio.to_thread
 import httpx
 
-from ..provider import Provider
+from ..jsontypes import JSON
+from ..provider import TOKENIZERS, Provider
+from ..responses.estimate import estimate_tokens, tokenizer_name
+from ..responses.tokens import count_tokens
 from ..upstream.transport import request_headers
 from .analysis import Diagnosis, analyse
+from .counting import Counted, Counting, prompt_tokens
 from .observe import ProbeResult, StreamObserver
 from .probes import DEFAULT_MAX_TOKENS, Plan, Probe
 
@@ -127,6 +134,42 @@ async def run_probes(
     return plan.results
 
 
+async def _exact(http: httpx.AsyncClient, provider: Provider, kind: str, payload: JSON) -> Counted:
+    as_kind = provider.with_options(tokenize=kind, estimate_tokenizer=None)
+    try:
+        return Counted(await count_tokens(http, as_kind, payload))
+    except (httpx.HTTPError, OSError) as exc:
+        return Counted(error=f"its tokenizer could not be reached: {_words(exc)}")
+    except (ValueError, KeyError, TypeError):
+        return Counted(error=f"its tokenizer endpoints do not answer as {kind}'s")
+    except Exception as exc:  # the ApiError of a non-200 answer names the URL and status
+        return Counted(error=_words(exc))
+
+
+async def probe_counting(
+    http: httpx.AsyncClient, provider: Provider, payload: JSON, usage: dict[str, object] | None
+) -> Counting:
+    """Count `payload` the provider's way, and look for an exact way where it has none."""
+    named = provider.estimate_tokenizer
+    counting = Counting(
+        provider.tokenize,
+        tokenizer_name(named) if named is not None else None,
+        prompt_tokens=prompt_tokens(usage),
+    )
+    kinds = [provider.tokenize] if provider.tokenize else []
+    for kind in [*kinds, *(k for k in TOKENIZERS if k not in kinds)]:
+        counting.exact[kind] = await _exact(http, provider, kind, payload)
+        if counting.detected() is not None:
+            break  # found: no other server's endpoints need asking
+    if named is not None:
+        try:
+            tokens = await anyio.to_thread.run_sync(estimate_tokens, named, payload)
+            counting.estimate = Counted(tokens)
+        except Exception as exc:  # EstimateUnavailable, or a tokenizer that fails to encode
+            counting.estimate = Counted(error=_words(exc))
+    return counting
+
+
 async def diagnose(
     provider: Provider,
     model: str,
@@ -145,4 +188,16 @@ async def diagnose(
         progress=progress,
         http_client=http_client,
     )
-    return analyse(results, provider, model)
+    stream = results.get("stream")
+    first = Plan(model, max_tokens=max_tokens).next_probe()  # the `stream` probe's payload
+    if stream is None or stream.unreachable or first is None:
+        return analyse(results, provider, model)
+    http = http_client or httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
+    )
+    try:
+        counting = await probe_counting(http, provider, first.payload, stream.observation.usage)
+    finally:
+        if http_client is None:
+            await http.aclose()
+    return analyse(results, provider, model, counting)

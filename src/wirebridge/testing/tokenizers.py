@@ -46,7 +46,7 @@ def tokenizing_server(kind: TokenizerKind, answer: str = "ok") -> Script:
         if kind == "llamacpp" and request.path == "/apply-template":
             return _json({"prompt": apply_template(body["messages"], body.get("tools"))})
         if kind == "llamacpp" and request.path == "/tokenize":
-            return _json({"tokens": tokenize(body["content"])})
+            return _json({"tokens": tokenize(body.get("content", ""))})  # as llama-server does
         if kind == "vllm" and request.path == "/tokenize":
             tokens = tokenize(apply_template(body["messages"], body.get("tools")))
             return _json({"count": len(tokens), "tokens": tokens, "max_model_len": 8192})
