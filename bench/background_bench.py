@@ -107,6 +107,8 @@ async def _upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) 
                 await writer.drain()
         writer.write(_END)
         await writer.drain()
+    except ConnectionError:
+        pass  # the bridge closed the request (a cancelled run)
     finally:
         writer.close()
 
