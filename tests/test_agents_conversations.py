@@ -3,11 +3,13 @@
 Three turns with a function tool through one `wirebridge serve`; then a new session object with
 the same conversation id, in a second `wirebridge serve` process on the same store (a SQLite
 file both open, or one PostgreSQL database), continues it, and the upstream gets the whole
-history: every user message, tool call, tool output and answer of the first three turns.
+history: every user message, tool call, tool output and answer of the first three turns. And
+`responses.create(conversation=...)` through two processes at once: both turns appended whole.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -124,3 +126,53 @@ async def test_a_conversations_session_continues_in_a_second_bridge_process(
     ]
     assert result.final_output == "I have seen 12 messages."
     assert len(items) == 12  # the four turns, each item once
+
+
+async def test_turns_through_two_bridges_on_one_conversation_append_whole(
+    shared_store_url: str,  # noqa: F811
+) -> None:
+    """`conversation=` across processes: a turn held open on the first bridge, a turn made and
+    finished on the second meanwhile; both appended whole, in commit order, and a third turn
+    (on the first bridge) is sent all of them."""
+    release = asyncio.Event()
+    arrived = asyncio.Event()
+
+    def held(request: SeenRequest) -> Reply:
+        last = request.json["messages"][-1]["content"]
+        if last == "slow":
+            arrived.set()
+            return Reply(text_body(["slow answer"]), hold=release)
+        return Reply(text_body([f"answer to {last}"]))
+
+    async with (
+        ScriptedUpstream(default=held) as upstream,
+        serve("--upstream", upstream.base_url, "--store", shared_store_url) as first,
+        serve("--upstream", upstream.base_url, "--store", shared_store_url) as second,
+        sdk(first) as a,
+        sdk(second) as b,
+    ):
+        made = await a.conversations.create(items=[{"role": "user", "content": "hello"}])
+        slow = asyncio.create_task(
+            a.responses.create(model="m", input="slow", conversation=made.id)
+        )
+        await arrived.wait()
+        fast = await b.responses.create(model="m", input="fast", conversation=made.id)
+        release.set()
+        await slow
+        last = await a.responses.create(model="m", input="last", conversation=made.id)
+        listed = [i async for i in b.conversations.items.list(made.id, order="asc")]
+
+    assert fast.conversation is not None and fast.conversation.id == made.id
+    texts = [i.content[0].text for i in listed]  # type: ignore[union-attr]
+    assert texts == [
+        "hello",
+        "fast",
+        "answer to fast",
+        "slow",
+        "slow answer",
+        "last",
+        "answer to last",
+    ]
+    sent = [m["content"] for m in upstream.requests[-1].json["messages"]]
+    assert sent == texts[:-1]
+    assert last.output[0].id == listed[-1].id
