@@ -6,8 +6,9 @@ of `previous_response_id`, or the items of its `conversation`, in front of it);
 `record_response` is handed every finished response (completed, incomplete or failed) so the
 store keeps it, and a conversation gets the turn's items (conversation_turn.py). Both act for
 the caller's tenant (the gate's key id or group; None without keys): a response is stored under
-it, and another tenant's responses are unknown ids. Without a store (`--no-store`), `previous_response_id` is a
-400 naming that param (the bridge then keeps no state), and finished responses are dropped.
+it, and another tenant's responses are unknown ids. Without a store (`--no-store`),
+`previous_response_id` is a 400 naming that param (the bridge then keeps no state), and finished
+responses are dropped.
 
 The store itself (`wirebridge.store`: SQLite embedded, PostgreSQL shared) owns the records, ids,
 expiry and chain assembly; this module only translates between a request and a record.
