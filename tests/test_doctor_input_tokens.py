@@ -114,7 +114,9 @@ async def test_estimate_is_reported_with_its_tokenizer(tmp_path: Path) -> None:
 
     diagnosis, _ = await run(profiles.script(profiles.STANDARD), estimate_tokenizer=folder)
     finding = diagnosis.finding("input_tokens")
-    assert finding.status == "info" and finding.summary.startswith("estimate with 'words': ")
+    assert finding.status == "info" and finding.summary.startswith(
+        "estimate with 'words' (no chat template: markup missed): "
+    )
     assert value(diagnosis)["count"] == "estimate" and value(diagnosis)["tokens"] > 0
 
     missing = str(tmp_path / "nowhere")

@@ -3,11 +3,13 @@
 No tokenizer.json can be downloaded here, and the scripted models carry Qwen2's vocabulary and
 merges in their GGUF metadata, so the interop tier writes the file the way Qwen2's own
 `tokenizer.json` is built: NFC, the Qwen2 split regex (llama.cpp's `LLAMA_VOCAB_PRE_TYPE_QWEN2`),
-byte-level BPE, and the control and user-defined tokens as added tokens.
+byte-level BPE, and the control and user-defined tokens as added tokens. With `template`, the
+folder also gets the `tokenizer_config.json` a model repository ships, holding its chat template.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .scripted_model import load_vocab
@@ -20,7 +22,7 @@ QWEN2_SPLIT = (
 NORMAL, CONTROL, USER_DEFINED = 1, 3, 4  # gguf.TokenType
 
 
-def write_tokenizer_json(model: Path, out: Path) -> Path:
+def write_tokenizer_json(model: Path, out: Path, template: Path | None = None) -> Path:
     """`model`'s tokenizer -> `out`/tokenizer.json (a model folder, as the option takes)."""
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers
     from tokenizers.models import BPE
@@ -47,4 +49,12 @@ def write_tokenizer_json(model: Path, out: Path) -> Path:
     tokenizer.add_tokens(added)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer.save(str(out / "tokenizer.json"))
+    if template is not None:
+        config = {
+            "chat_template": template.read_text(encoding="utf-8"),
+            "eos_token": "<|im_end|>",
+            "pad_token": "<|endoftext|>",
+            "bos_token": None,  # Qwen2 has none
+        }
+        (out / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
     return out / "tokenizer.json"

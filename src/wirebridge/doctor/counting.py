@@ -35,6 +35,7 @@ class Counting:
     estimate_tokenizer: str | None  # the provider's option, as named in answers
     exact: dict[str, Counted] = field(default_factory=dict)  # tokenizer kind -> its answer
     estimate: Counted | None = None
+    estimate_template: bool | None = None  # whether the estimate ran the model's chat template
     prompt_tokens: int | None = None  # the `stream` probe's usage, to check a count against
 
     def detected(self) -> str | None:
@@ -107,7 +108,9 @@ def input_tokens_finding(c: Counting) -> Finding:
         if answer.tokens is None:
             summary = f"estimate_tokenizer {c.estimate_tokenizer!r} is unusable: {answer.error}"
             return Finding("input_tokens", "fail", summary + hint, value)
-        summary = f"estimate with {c.estimate_tokenizer!r}: {_versus(c, answer.tokens)}"
+        how = "its chat template" if c.estimate_template else "no chat template: markup missed"
+        value["chat_template"] = c.estimate_template
+        summary = f"estimate with {c.estimate_tokenizer!r} ({how}): {_versus(c, answer.tokens)}"
         return Finding("input_tokens", "warn" if found else "info", summary + hint, value)
     if found is not None:
         tokens = c.exact[found].tokens

@@ -163,8 +163,9 @@ async def probe_counting(
             break  # found: no other server's endpoints need asking
     if named is not None:
         try:
-            tokens = await anyio.to_thread.run_sync(estimate_tokens, named, payload)
+            tokens, template = await anyio.to_thread.run_sync(estimate_tokens, named, payload)
             counting.estimate = Counted(tokens)
+            counting.estimate_template = template
         except Exception as exc:  # EstimateUnavailable, or a tokenizer that fails to encode
             counting.estimate = Counted(error=_words(exc))
     return counting

@@ -27,7 +27,7 @@ from ..jsontypes import JSON
 from ..provider import Provider
 from ..wire import encode
 from .errors import ApiError, map_exception
-from .estimate import EstimateUnavailable, estimate_tokens, tokenizer_name
+from .estimate import EstimateUnavailable, TemplateFailed, estimate_tokens, tokenizer_name
 
 if TYPE_CHECKING:
     from .app import ResponsesEndpoint
@@ -45,10 +45,14 @@ class Count:
     tokens: int
     exact: bool
     tokenizer: str  # 'llamacpp', 'vllm', or the estimate tokenizer's name
+    template: bool = True  # an estimate's: whether the model's chat template ran
 
     def header(self) -> str:
+        """`x-wirebridge-count`, as RFC 8941 parameters: a string and a boolean."""
         name = self.tokenizer.replace("\\", "\\\\").replace('"', '\\"')
-        return f'{"exact" if self.exact else "estimate"}; tokenizer="{name}"'
+        if self.exact:
+            return f'exact; tokenizer="{name}"'
+        return f'estimate; tokenizer="{name}"; chat-template=?{int(self.template)}'
 
 
 def _root(provider: Provider) -> str:
@@ -112,13 +116,15 @@ async def count(http: httpx.AsyncClient, provider: Provider, payload: JSON) -> C
     configured = provider.estimate_tokenizer
     if configured is None:
         raise _unavailable(provider)
-    try:  # blocking: the file is read on first use, and a long prompt takes a while to encode
-        tokens = await anyio.to_thread.run_sync(estimate_tokens, configured, payload)
+    try:  # blocking: the folder is read on first use, and a long prompt takes a while
+        tokens, template = await anyio.to_thread.run_sync(estimate_tokens, configured, payload)
     except EstimateUnavailable as exc:  # the operator's to fix: the log and doctor say how
         log.error("input_tokens: provider %r: %s", provider.name, exc)
         message = f"provider {provider.name!r}: its estimate_tokenizer cannot be used"
         raise ApiError(500, message, "server_error", code="estimate_unavailable") from exc
-    return Count(tokens, False, tokenizer_name(configured))
+    except TemplateFailed as exc:  # this request's: as the server's own template would answer
+        raise ApiError.invalid(str(exc), code="estimate_unavailable") from exc
+    return Count(tokens, False, tokenizer_name(configured), template)
 
 
 class InputTokensEndpoint:
