@@ -25,7 +25,9 @@ import httpx
 import openai
 import pytest
 from openai import AsyncOpenAI
+from openai.types.responses import Response
 
+from wirebridge.responses.runframes import ABANDONED_MESSAGE
 from wirebridge.testing import Reply, ScriptedUpstream, SeenRequest, chat_chunk, sse_body, text_body
 
 from .conftest import create_scratch_database, drop_scratch_database
@@ -299,22 +301,40 @@ def echo_or_stall(request: SeenRequest) -> Reply:
     return Reply(text_body([f"echo: {said}"], usage=USAGE))
 
 
+async def settled(client: openai.AsyncOpenAI, response_id: str) -> Response | None:
+    """The response once no longer queued or in progress (a sweep marks a dead bridge's runs),
+    or None if the store never had it."""
+    with anyio.fail_after(30):
+        while True:
+            try:
+                response = await client.responses.retrieve(response_id)
+            except openai.NotFoundError:
+                return None
+            if response.status not in ("queued", "in_progress"):
+                return response
+            await anyio.sleep(0.1)  # polling a status another process changes
+
+
 async def test_kill_9_mid_stream_leaves_the_sqlite_store_whole_and_readable(
     tmp_path: Path,
 ) -> None:
     """SIGKILL while one response streams and two clients keep storing others (so the kill may
     land inside a write): the file passes `PRAGMA integrity_check`; every response a client saw
     finish is there, whole; the only others are whole ones that were in flight; the streaming
-    one is absent; and a fresh bridge on the file serves and continues them."""
+    one is not among them; and a fresh bridge on the file serves and continues them. The
+    streaming one was a resumable run: the fresh bridge answers it 404 if the kill came before
+    its run row was written, and otherwise `failed` once its lease lapses, never in progress
+    for ever."""
     db = tmp_path / "responses.db"
     store = f"sqlite://{db}"  # an absolute path: sqlite:///tmp/...
     finished: dict[str, str] = {}  # id -> input, for each response a client saw finish
     attempted: set[str] = set()
     events: list[str] = []
     killed_id = ""
+    lease = ("--background-lease", "1")  # a killed bridge's run is failed within seconds
     async with (
         ScriptedUpstream(default=echo_or_stall) as upstream,
-        serve("--upstream", upstream.base_url, "--store", store) as server,
+        serve(*lease, "--upstream", upstream.base_url, "--store", store) as server,
         sdk(server) as client,
     ):
         previous = None
@@ -377,18 +397,21 @@ async def test_kill_9_mid_stream_leaves_the_sqlite_store_whole_and_readable(
     in_flight = attempted - set(finished.values())
     extra = {rid: text for rid, text in stored.items() if rid not in finished}
     assert set(extra.values()) <= in_flight and len(in_flight) <= 2, (extra, in_flight)
-    # The streaming response never finished upstream: it was never written, not even in part.
+    # The streaming response never finished upstream: it was never stored as a response.
     assert killed_id.startswith("resp_") and killed_id not in stored
 
     async with (
         ScriptedUpstream(default=echo_or_stall) as upstream,
-        serve("--upstream", upstream.base_url, "--store", store) as server,
+        serve(*lease, "--upstream", upstream.base_url, "--store", store) as server,
         sdk(server) as client,
     ):
         fetched = [await client.responses.retrieve(rid) for rid in stored]
-        with pytest.raises(openai.NotFoundError):
-            await client.responses.retrieve(killed_id)
+        abandoned = await settled(client, killed_id)
         await client.responses.create(model="m", input="after", previous_response_id=previous)
+    if abandoned is not None:  # its run row was written before the kill
+        assert abandoned.status == "failed", abandoned.status
+        assert abandoned.error is not None and abandoned.error.message == ABANDONED_MESSAGE
+        assert abandoned.output_text in ("", "half an ans")
     assert [f.output_text for f in fetched] == [f"echo: {text}" for text in stored.values()]
     assert upstream.requests[0].json["messages"] == [
         message for n in range(3) for message in (user(f"chain {n}"), assistant(f"echo: chain {n}"))
