@@ -15,14 +15,22 @@ from collections.abc import Sequence
 from typing import Any
 
 import anyio
+import httpx
 import openai
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 from websockets.asyncio.client import connect
 
+from tests.ops_helpers import scrape_until, value
 from wirebridge.chat.request import prepare_chat_request
+from wirebridge.ops import OpsSettings
 from wirebridge.prompt import Prompt
 from wirebridge.provider import Config, Provider
-from wirebridge.responses.testing import passthrough_config, running_bridge
+from wirebridge.responses import BridgeSettings
+from wirebridge.responses.testing import RunningBridge, passthrough_config, running_bridge
 from wirebridge.testing import Reply, ScriptedUpstream, SeenRequest
 from wirebridge.testing.servers import ServedModel, model_server
 from wirebridge.testing.tokenizers import tokenizing_server
@@ -287,3 +295,152 @@ async def test_a_websocket_turn_is_truncated_the_same_way() -> None:
     first, retry = (r.json["messages"] for r in chats(up))
     assert len(dropped_prefix(first, retry)) == 5
     assert_paired(retry)
+
+
+async def _socket_turn(bridge: RunningBridge, **request: Any) -> list[dict[str, Any]]:
+    """One `response.create` on a WebSocket of its own: the events, to the last."""
+    events: list[dict[str, Any]] = []
+    async with connect(bridge.base_url.replace("http://", "ws://") + "/responses") as ws:
+        await ws.send(json.dumps({"type": "response.create", **request}))
+        with anyio.fail_after(10):
+            while not events or events[-1]["type"] not in ("response.completed", "error"):
+                events.append(json.loads(await ws.recv()))
+    return events
+
+
+def _counting(chat: Any) -> Any:
+    """`chat` for the Chat route, a llama.cpp tokenizer (`/apply-template`, `/tokenize`) beside."""
+    count = tokenizing_server("llamacpp")
+
+    def script(request: SeenRequest) -> Reply:
+        if request.path in ("/apply-template", "/tokenize"):
+            return count(request)
+        return chat(request)
+
+    return script
+
+
+async def test_the_counts_go_through_the_providers_pooled_connections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from wirebridge.upstream.pool import UpstreamPools
+
+    asked: list[str] = []
+    pooled = UpstreamPools.http
+
+    def spy(self: UpstreamPools, provider: Provider) -> httpx.AsyncClient:
+        asked.append(provider.name)
+        return pooled(self, provider)
+
+    monkeypatch.setattr(UpstreamPools, "http", spy)
+    # llama.cpp's error states the window and the prompt: the cut is then checked by counts.
+    async with ScriptedUpstream(default=_counting(windowed_server("llama.cpp", WINDOW))) as up:
+        config = passthrough_config(up.base_url, tokenize="llamacpp")
+        response, headers = await _create(config, **REQUEST, input=conversation())
+    assert response.status == "completed" and headers["x-wirebridge-truncated-items"] == "5"
+    counts = [r for r in up.requests if r.path == "/tokenize"]
+    # Each count took one of the provider's pooled clients (its connections, limits, proxy):
+    # none opened a client of its own.
+    assert counts and asked == ["upstream"] * len(counts)
+
+
+async def test_truncated_turns_and_dropped_items_are_counted_in_the_metrics() -> None:
+    async with (
+        ScriptedUpstream(default=windowed_server("llama.cpp", WINDOW)) as up,
+        running_bridge(passthrough_config(up.base_url)) as bridge,
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        answer = await http.post(
+            f"{bridge.base_url}/responses", json={**REQUEST, "input": conversation()}
+        )
+        assert answer.headers["x-wirebridge-truncated-items"] == "5"
+        # A WebSocket turn has no headers, but counts the same (another model: no learnt window).
+        events = await _socket_turn(bridge, **{**REQUEST, "model": "other"}, input=conversation())
+        assert events[-1]["type"] == "response.completed"
+        untruncated = await http.post(
+            f"{bridge.base_url}/responses", json={**REQUEST, "input": "hi"}
+        )
+        assert untruncated.status_code == 200
+        text = await scrape_until(
+            http,
+            f"{bridge.url}/metrics",
+            lambda t: value(t, "wirebridge_truncated_turns_total") == 2,
+        )
+    for model in ("m", "other"):
+        labels = {"provider": "upstream", "model": model}
+        assert value(text, "wirebridge_truncated_turns_total", **labels) == 1
+        assert value(text, "wirebridge_truncated_items_total", **labels) == 5
+    assert len(chats(up)) == 5  # two refused and retried, and the one that fitted
+
+
+async def test_a_websocket_connection_logs_what_its_turns_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with (
+        caplog.at_level(logging.INFO, logger="wirebridge.access"),
+        caplog.at_level(logging.INFO, logger="wirebridge.server"),
+    ):
+        async with (
+            ScriptedUpstream(default=windowed_server("llama.cpp", WINDOW)) as up,
+            running_bridge(passthrough_config(up.base_url)) as bridge,
+        ):
+            events = await _socket_turn(bridge, **REQUEST, input=conversation())
+
+            def lines() -> list[dict[str, Any]]:
+                found = [getattr(r, "access", None) for r in caplog.records]
+                return [a for a in found if a and a["method"] == "WEBSOCKET"]
+
+            with anyio.fail_after(10):  # the line is written once the server sees the close
+                while True:
+                    if lines():
+                        break
+                    await anyio.sleep(0.01)
+    assert events[-1]["type"] == "response.completed"
+    assert [line["truncated_items"] for line in lines()] == [5]
+    response_id = events[-1]["response"]["id"]
+    assert f"response {response_id} overflowed" in caplog.text
+    assert "dropped the 5 oldest of 11 items and retried" in caplog.text
+
+
+async def test_a_background_runs_cut_is_traced_and_logged(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    exporter = InMemorySpanExporter()
+    tracer = TracerProvider()
+    tracer.add_span_processor(SimpleSpanProcessor(exporter))
+    with caplog.at_level(logging.INFO, logger="wirebridge.server"):
+        async with ScriptedUpstream(default=windowed_server("vllm", WINDOW)) as up:
+            settings = BridgeSettings(
+                passthrough_config(up.base_url),
+                store_at_startup=True,
+                store_url=f"sqlite:///{tmp_path}/r.db",
+                ops=OpsSettings(tracer_provider=tracer),
+            )
+            async with running_bridge(settings) as bridge:
+                client = openai.AsyncOpenAI(base_url=bridge.base_url, api_key="k", max_retries=0)
+                async with client:
+                    started = await client.responses.create(
+                        **REQUEST, input=conversation(), background=True
+                    )
+                    with anyio.fail_after(10):
+                        while True:
+                            polled = await client.responses.retrieve(started.id)
+                            if polled.status not in ("queued", "in_progress"):
+                                break
+                            await anyio.sleep(0.02)
+    assert polled.status == "completed"
+    spans = exporter.get_finished_spans()
+    cut = next(s for s in spans if s.name == "truncate m")
+    post = next(s for s in spans if s.kind == SpanKind.SERVER and s.name == "POST /v1/responses")
+    # The run outlives its POST (the Response came back queued, with no count in a header):
+    # its cut is a child span of the POST's all the same.
+    assert cut.parent is not None and cut.parent.span_id == post.context.span_id
+    assert cut.kind == SpanKind.INTERNAL
+    assert dict(cut.attributes or {}) == {
+        "gen_ai.provider.name": "upstream",
+        "gen_ai.request.model": "m",
+        "wirebridge.truncation.trigger": "overflow",
+        "wirebridge.truncation.dropped_items": 5,
+        "wirebridge.truncation.context_window": WINDOW,
+    }
+    assert f"response {started.id} overflowed" in caplog.text

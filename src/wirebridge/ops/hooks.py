@@ -162,3 +162,22 @@ def upstream_attempt(out: Outgoing) -> Iterator[AttemptProbe]:
         if probe.span is not None and ctx.tracing is not None:
             ctx.tracing.end_attempt(probe.span, None, exc)
         raise
+
+
+def _ignore(key: str, value: Any) -> None:
+    pass
+
+
+@contextlib.contextmanager
+def truncation_span(
+    provider: str, model: str, trigger: str
+) -> Iterator[Callable[[str, Any], None]]:
+    """Around one cut of `truncation: "auto"` (and the probe and counts it makes): a span,
+    whose attributes the caller notes with what it yields. `trigger`: `overflow` (the upstream
+    refused the turn) or `learnt_window` (cut before it was sent)."""
+    ctx = current.get()
+    if ctx is None or ctx.tracing is None:
+        yield _ignore
+        return
+    with ctx.tracing.truncation_span(provider, model, trigger) as span:
+        yield span.set_attribute

@@ -90,6 +90,18 @@ class Metrics:
             ["provider", "model", "kind"],
             registry=reg,
         )
+        self.truncated_turns = Counter(
+            "wirebridge_truncated_turns",
+            'Turns with truncation "auto" that dropped input items to fit the model\'s window.',
+            ["provider", "model"],
+            registry=reg,
+        )
+        self.truncated_items = Counter(
+            "wirebridge_truncated_items",
+            'Input items dropped by truncation "auto".',
+            ["provider", "model"],
+            registry=reg,
+        )
         self.streams_in_flight = Gauge(
             "wirebridge_streams_in_flight",
             "Responses being produced now.",
@@ -157,6 +169,14 @@ class Metrics:
         if ttfb_s is not None:
             self.ttfb.labels(route, provider, model).observe(ttfb_s)
         self.duration.labels(route, provider, model).observe(duration_s)
+
+    def observe_truncation(self, provider: str, model: str, items: int, *, new_turn: bool) -> None:
+        """A cut of `truncation: "auto"` dropped `items` input items (`new_turn`: the turn's
+        first cut; one cut ahead of sending may be followed by one on overflow)."""
+        model = self.model(model)
+        if new_turn:
+            self.truncated_turns.labels(provider, model).inc()
+        self.truncated_items.labels(provider, model).inc(items)
 
     def observe_tokens(self, provider: str, model: str, counts: dict[str, int]) -> None:
         model = self.model(model)

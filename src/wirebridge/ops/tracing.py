@@ -125,6 +125,20 @@ class Tracing:
         ):
             yield
 
+    @contextlib.contextmanager
+    def truncation_span(self, provider: str, model: str, trigger: str) -> Iterator[Any]:
+        """An INTERNAL span for one cut of `truncation: "auto"` (hooks.truncation_span)."""
+        with self.tracer.start_as_current_span(
+            f"truncate {model}".strip(),
+            kind=self.kind.INTERNAL,
+            attributes={
+                "gen_ai.provider.name": provider,
+                "gen_ai.request.model": model,
+                "wirebridge.truncation.trigger": trigger,
+            },
+        ) as span:
+            yield span
+
     def _error(self, span: Any, kind: str) -> None:
         span.set_attribute("error.type", kind)
         span.set_status(self.status(self.status_code.ERROR))

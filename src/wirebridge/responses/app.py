@@ -134,7 +134,11 @@ class ResponsesEndpoint:
         self.new_id = new_id
         self.compactor = Compactor.from_settings(settings, new_id=new_id)
         self.reasoning_tokens = ReasoningTokens.from_secret(self.compactor.sealer.secret)
-        self.truncator = Truncator(settings.config)  # truncation: "auto" (truncating.py)
+        self.truncator = Truncator(  # truncation: "auto" (truncating.py)
+            settings.config,
+            http=lambda provider: self.runtime().pools.http(provider),
+            metrics=lambda: self.runtime().ops.metrics,
+        )
 
     def reasoning_summary(self, request: ResponsesRequest) -> bool:
         mode = self.settings.reasoning_summary

@@ -26,8 +26,13 @@ how many real tokens an estimated one was: the next turn of that model that woul
 before it is sent, saving the refused request. The one retry on overflow still stands behind it
 (it then cuts what was sent), so a turn reaches the upstream twice at most.
 
-What was dropped is logged, and told to the client in the `x-wirebridge-truncated-items`
-response header (HTTP; the count of dropped items).
+What was dropped is logged (with the response's id), counted in the metrics, traced (a span
+per cut, around the probe and counts it makes), and told to an HTTP client in the
+`x-wirebridge-truncated-items` response header (the count of dropped items). A WebSocket turn
+and a background run have no response headers: their count reaches the logs, metrics and traces
+only (the Response's own fields belong to the API and its `metadata` to the client).
+The counts go through the provider's pooled connections (`http`, the runtime's pools), and the
+metrics are the runtime's (`metrics`): both are handed in, so this module opens nothing itself.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import logging
 import math
 import re
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -49,6 +54,7 @@ from ..chat.request import ChatRequest, prepare_chat_request
 from ..errors import ProviderError, UnexpectedStatusError
 from ..events import Event
 from ..items import Item, dump_item
+from ..ops.hooks import truncation_span
 from ..prompt import Prompt
 from ..provider import Config, Provider
 from .codex_items import forward_cache_key
@@ -58,6 +64,7 @@ from .tokens import count_tokens
 from .truncation import Cut, truncate
 
 if TYPE_CHECKING:
+    from ..ops.metrics import Metrics
     from .app import Turn
 
 log = logging.getLogger("wirebridge.server")
@@ -70,7 +77,6 @@ ANSWER_SHARE = 10  # with no max_output_tokens: leave a tenth of the window for 
 ESTIMATE_MARGIN = 0.05  # estimates miss what no item holds (a template's own system prompt)
 EXACT_ROUNDS = 3  # with `tokenize`: at most this many exact counts to settle the cut
 LEARNT_CAPACITY = 256  # upstream models whose learnt window is remembered
-TOKENIZE_TIMEOUT_S = 30.0
 
 _decode = msgspec.json.Decoder().decode
 _WINDOW = re.compile(r"maximum context length is (\d+)", re.IGNORECASE)
@@ -199,11 +205,28 @@ class TurnParts:
         )
 
 
-class Truncator:
-    """Made once per app; `events()` wraps one turn's upstream stream."""
+def _no_metrics() -> Metrics | None:
+    return None
 
-    def __init__(self, config: Config, *, directory: ModelDirectory | None = None):
+
+class Truncator:
+    """Made once per app; `events()` wraps one turn's upstream stream.
+
+    `http` gives a provider's pooled httpx client (for the counts: the upstream connection
+    and its limits, not one of our own), `metrics` the server's metrics, if any; both are
+    asked at each use, as they exist only while the server runs."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        http: Callable[[Provider], httpx.AsyncClient],
+        metrics: Callable[[], Metrics | None] = _no_metrics,
+        directory: ModelDirectory | None = None,
+    ):
         self.config = config
+        self.http = http
+        self.metrics = metrics
         self.directory = directory or ModelDirectory(config)
         self.learnt: OrderedDict[tuple[str, str], Learnt] = OrderedDict()
 
@@ -242,10 +265,14 @@ class Truncator:
         )
         if not cut.dropped:
             return turn
-        state["truncated_items"] = len(cut.dropped)
+        with truncation_span(turn.provider.name, turn.upstream_model, "learnt_window") as note:
+            note("wirebridge.truncation.dropped_items", len(cut.dropped))
+            note("wirebridge.truncation.context_window", learnt.window)
+        self._dropped(turn, state, len(cut.dropped))
         log.info(
-            "truncation auto: the turn would overflow %s's context window (%d tokens, learnt); "
-            "dropped the %d oldest of %d items before sending it",
+            "truncation auto: response %s would overflow %s's context window (%d tokens, "
+            "learnt); dropped the %d oldest of %d items before sending it",
+            state.get("response_id", "-"),
             turn.upstream_model,
             learnt.window,
             len(cut.dropped),
@@ -254,6 +281,15 @@ class Truncator:
         prompt = copy.copy(turn.prompt)
         prompt.input = cut.kept
         return replace(turn, prompt=prompt, chat=self._chat(turn, cut))
+
+    def _dropped(self, turn: TurnParts, state: dict[str, Any], items: int) -> None:
+        """Note a cut: the turn's count (the header, the access log) and the metrics."""
+        new_turn = "truncated_items" not in state  # a turn cut ahead may be cut once more
+        state["truncated_items"] = state.get("truncated_items", 0) + items
+        metrics = self.metrics()
+        if metrics is not None:
+            provider, model = turn.provider.name, turn.upstream_model
+            metrics.observe_truncation(provider, model, items, new_turn=new_turn)
 
     def _learn(self, turn: TurnParts, window: int, prompt_tokens: int, estimated: int) -> None:
         key = (turn.provider.name, turn.upstream_model)
@@ -295,6 +331,18 @@ class Truncator:
         self, turn: TurnParts, exc: BaseException, state: dict[str, Any]
     ) -> ChatRequest:
         """The turn's Chat request with the oldest items dropped; `exc` again if none can be."""
+        with truncation_span(turn.provider.name, turn.upstream_model, "overflow") as note:
+            chat, dropped = await self._cut(turn, exc, state, note)
+        self._dropped(turn, state, dropped)
+        return chat
+
+    async def _cut(
+        self,
+        turn: TurnParts,
+        exc: BaseException,
+        state: dict[str, Any],
+        note: Callable[[str, Any], None],
+    ) -> tuple[ChatRequest, int]:
         said = read_overflow(exc)
         window = said.window or await self._probed_window(turn)
         prompt_tokens = said.prompt_tokens
@@ -332,19 +380,22 @@ class Truncator:
             if len(deeper.dropped) <= len(cut.dropped):
                 break
             cut, chat = deeper, self._chat(turn, deeper)
+        note("wirebridge.truncation.dropped_items", len(cut.dropped))
+        if window is not None:
+            note("wirebridge.truncation.context_window", window)
         if not cut.dropped:
             raise exc
-        state["truncated_items"] = state.get("truncated_items", 0) + len(cut.dropped)
         log.info(
-            "truncation auto: the turn overflowed %s's context window (%s tokens, prompt %s); "
-            "dropped the %d oldest of %d items and retried",
+            "truncation auto: response %s overflowed %s's context window (%s tokens, prompt "
+            "%s); dropped the %d oldest of %d items and retried",
+            state.get("response_id", "-"),
             turn.upstream_model,
             window if window is not None else "unknown",
             prompt_tokens if prompt_tokens is not None else "unknown",
             len(cut.dropped),
             len(items),
         )
-        return chat
+        return chat, len(cut.dropped)
 
     def _chat(self, turn: TurnParts, cut: Cut) -> ChatRequest:
         prompt = copy.copy(turn.prompt)
@@ -365,9 +416,8 @@ class Truncator:
         return None
 
     async def _count(self, provider: Provider, chat: ChatRequest) -> int | None:
-        try:
-            async with httpx.AsyncClient(timeout=TOKENIZE_TIMEOUT_S) as http:
-                return await count_tokens(http, provider, chat.payload)
+        try:  # the provider's pool: its connections and limits (the timeout: tokens.py)
+            return await count_tokens(self.http(provider), provider, chat.payload)
         except Exception as exc:
             log.info("truncation auto: the upstream could not count the prompt: %s", exc)
             return None

@@ -125,24 +125,28 @@ def _log_connection(scope: Any, connection: _Connection, elapsed: float) -> None
     where = f"{client[0]}:{client[1]}" if client else "-"
     code, reason = connection.closing or (CLOSE_NORMAL, "")
     ended = f"disconnect {connection.gone_code}" if connection.gone else f"{code} {reason}".strip()
+    fields: dict[str, Any] = {
+        "client": where,
+        "method": "WEBSOCKET",
+        "path": escape(scope["path"]),
+        "status": 101,
+        "duration_ms": round(elapsed * 1000, 2),
+        "turns": connection.turns,
+        "closed": escape(ended),
+    }
+    truncated = ""
+    if connection.truncated_items:  # as an HTTP turn's line has it (gate.py)
+        fields["truncated_items"] = connection.truncated_items
+        truncated = f" truncated_items={connection.truncated_items}"
     access_log.info(
-        '%s "WEBSOCKET %s" 101 turns=%d duration_ms=%.2f closed=%s',
+        '%s "WEBSOCKET %s" 101 turns=%d duration_ms=%.2f closed=%s%s',
         where,
         escape(scope["path"]),
         connection.turns,
         elapsed * 1000,
         escape(ended),
-        extra={
-            "access": {
-                "client": where,
-                "method": "WEBSOCKET",
-                "path": escape(scope["path"]),
-                "status": 101,
-                "duration_ms": round(elapsed * 1000, 2),
-                "turns": connection.turns,
-                "closed": escape(ended),
-            }
-        },
+        truncated,
+        extra={"access": fields},
     )
 
 
@@ -174,6 +178,7 @@ class _Connection:
         self.gone = False  # the client closed or went away
         self.gone_code = 0  # its close code (1006: no close frame; 1009: uvicorn's size limit)
         self.turns = 0  # response.create messages answered
+        self.truncated_items = 0  # input items truncation "auto" dropped, over all turns
         self.busy = False  # a message is being answered
 
     async def run(self) -> None:
@@ -296,12 +301,15 @@ class _Connection:
             timing=endpoint.settings.relay_timing,
         )
         client = runtime.client(turn.provider)
-        stream = endpoint.truncator.events(turn, client, {}, commit_at=relay.commit_at)
+        # No headers per turn: what truncation dropped goes to the socket's access-log line.
+        state: dict[str, Any] = {"response_id": relay.response.id}
+        stream = endpoint.truncator.events(turn, client, state, commit_at=relay.commit_at)
         stream = cap_tool_calls(stream, turn.request.body.max_tool_calls)
         events: AsyncIterator[Event] = endpoint.compactor.events(turn.plan, stream)
         try:
             await relay.stream(events, _SocketSink(self))
         finally:
+            self.truncated_items += state.get("truncated_items", 0)
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT_S):
                 aclose = getattr(events, "aclose", None)  # closes the upstream connection
                 if aclose is not None:
