@@ -4,28 +4,19 @@ one scrape per bridge (each counts its own requests), or prometheus_client's mul
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import create_scratch_database, drop_scratch_database
 from tests.ops_helpers import scrape_until, value
 from tests.test_server_cli import serve
+from tests.test_store_servers import postgres_url
 from wirebridge.testing import Reply, ScriptedUpstream, text_body
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
+__all__ = ["postgres_url"]  # a fixture used by name
 ROUTE = "/v1/responses"
-
-
-@pytest.fixture
-async def postgres_url(postgres_server_url: str) -> AsyncIterator[str]:
-    url = await create_scratch_database(postgres_server_url)
-    try:
-        yield url
-    finally:
-        await drop_scratch_database(postgres_server_url, url)
 
 
 @pytest.mark.parametrize("shared_dir", [False, True], ids=["scrape-each", "multiproc-dir"])
