@@ -63,9 +63,10 @@ def deltas(events: list[dict[str, Any]]) -> str:
     return "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
 
 
-async def until_done(client: AsyncOpenAI, response_id: str) -> Any:
-    """Poll as the SDK's users do, until the run leaves queued/in_progress."""
-    with anyio.fail_after(20):
+async def until_done(client: AsyncOpenAI, response_id: str, within_s: float = 20) -> Any:
+    """Poll as the SDK's users do, until the run leaves queued/in_progress (fail after
+    `within_s`)."""
+    with anyio.fail_after(within_s):
         while True:
             response = await client.responses.retrieve(response_id)
             if response.status not in ("queued", "in_progress"):

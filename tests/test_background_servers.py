@@ -14,7 +14,6 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
@@ -32,6 +31,7 @@ from .test_background import (
     dumped,
     first_events,
     held_reply,
+    until_done,
 )
 from .test_server_cli import Serve, serve
 from .test_store_servers import postgres_url, shared_store_url
@@ -53,15 +53,6 @@ async def bridge(upstream: str, store: str, *args: str) -> AsyncIterator[tuple[S
         sdk(s) as client,
     ):
         yield s, client
-
-
-async def until_done(client: AsyncOpenAI, response_id: str) -> Any:
-    with anyio.fail_after(30):
-        while True:
-            response = await client.responses.retrieve(response_id)
-            if response.status not in ("queued", "in_progress"):
-                return response
-            await anyio.sleep(0.1)
 
 
 async def test_start_on_a_resume_live_and_cancel_on_b(shared_store_url: str) -> None:
@@ -113,7 +104,7 @@ async def test_kill_9_mid_run_then_restart_marks_the_run_failed(shared_store_url
         response_id = before[0]["response"]["id"]
         last = before[-1]["sequence_number"]
         async with bridge(upstream.base_url, shared_store_url) as (_, restarted):
-            final = await until_done(restarted, response_id)
+            final = await until_done(restarted, response_id, within_s=30)
             tail = await restarted.responses.retrieve(response_id, stream=True, starting_after=last)
             after = [dumped(e) async for e in tail]
     assert final.status == "failed"
