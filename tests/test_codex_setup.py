@@ -24,7 +24,7 @@ from wirebridge.testing import Reply, ScriptedUpstream, SeenRequest, text_body
 from wirebridge.testing.servers import SERVER_KINDS, ServedModel, ServerKind, model_server
 
 from .test_codex_cli import codex_binary, codex_env
-from .test_server_cli import serve
+from .test_server_cli import Serve, serve
 
 pytestmark = [pytest.mark.anyio, pytest.mark.interop]
 
@@ -94,6 +94,26 @@ async def wirebridge_codex(*args: str, env: dict[str, str] | None = None) -> str
     return done.stdout.decode()
 
 
+async def codex_setup(
+    upstream: ScriptedUpstream, bridge: Serve, codex_home: Path, *args: str
+) -> str:
+    """`wirebridge codex` for `qwen3:8b`: probe `upstream`, point Codex (its config in
+    `codex_home`) at `bridge`; more options in `args`."""
+    return await wirebridge_codex(
+        "--upstream",
+        upstream.base_url,
+        "--bridge-url",
+        f"{bridge.url}/v1",
+        "--codex",
+        str(codex_binary()),
+        "--codex-home",
+        str(codex_home),
+        "--model",
+        "qwen3:8b",
+        *args,
+    )
+
+
 async def run_codex(home: Path, codex_home: Path, work: Path, **extra_env: str) -> str:
     """`codex exec` in the temp homes; its stderr, after checking it exited 0."""
     env = {**codex_env(home, codex_home), **extra_env}
@@ -122,19 +142,7 @@ async def test_after_wirebridge_codex_codex_knows_the_model(
         ScriptedUpstream(default=model_server(kind, MODELS, chat)) as upstream,
         serve("--upstream", upstream.base_url) as bridge,
     ):
-        await wirebridge_codex(
-            "--upstream",
-            upstream.base_url,
-            "--bridge-url",
-            f"{bridge.url}/v1",
-            "--codex",
-            str(codex_binary()),
-            "--codex-home",
-            str(codex_home),
-            "--model",
-            "qwen3:8b",
-            *window,
-        )
+        await codex_setup(upstream, bridge, codex_home, *window)
         stderr = await run_codex(home, codex_home, work)
 
     config_text = (codex_home / "config.toml").read_text()
@@ -220,19 +228,7 @@ async def test_the_builtin_openai_provider_setup(tmp_path: Path) -> None:
         ScriptedUpstream(default=model_server("vllm", MODELS, chat)) as upstream,
         serve("--upstream", upstream.base_url, env={"WIREBRIDGE_API_KEYS": key}) as bridge,
     ):
-        await wirebridge_codex(
-            "--upstream",
-            upstream.base_url,
-            "--bridge-url",
-            f"{bridge.url}/v1",
-            "--codex",
-            str(codex_binary()),
-            "--codex-home",
-            str(codex_home),
-            "--model",
-            "qwen3:8b",
-            "--openai-provider",
-        )
+        await codex_setup(upstream, bridge, codex_home, "--openai-provider")
         with anyio.fail_after(60):
             login = await anyio.run_process(
                 [str(codex_binary()), "login", "--with-api-key"],
