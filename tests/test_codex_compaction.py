@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -76,38 +78,48 @@ def carries_summary(request: SeenRequest, summary: str) -> bool:
     return any(summary in t for t in texts(request))
 
 
+@asynccontextmanager
+async def compacting_bridge(
+    upstream: ScriptedUpstream, codex: CodexHome, **env: str
+) -> AsyncIterator[dict[str, str]]:
+    """A bridge in front of `upstream` that compacts remotely (it has a compaction secret), and
+    `codex` on the built-in `openai` provider pointed at it with a WINDOW-token catalog; yields
+    the environment to run Codex in (with an API key, and `env`)."""
+    settings = BridgeSettings(
+        passthrough_config(upstream.base_url), compaction_secret="codex-test-secret-0123456789"
+    )
+    async with running_bridge(settings) as bridge:
+        codex.write(
+            openai_provider_config(bridge.base_url, codex.catalog_path),
+            catalog(context_window=WINDOW),
+        )
+        yield codex.env(OPENAI_API_KEY="sk-test-not-a-real-key", **env)
+
+
 async def test_codex_openai_provider_remote_compaction_v2(tmp_path: Path, trap: ProxyTrap) -> None:  # noqa: F811
     summary = f"Summary {secrets.token_hex(4)}: the user asked to echo a token."
     model = Model(summary, is_bridge_summary)
     codex = CodexHome(tmp_path, trap)
-    async with ScriptedUpstream(default=model) as upstream:
-        settings = BridgeSettings(
-            passthrough_config(upstream.base_url), compaction_secret="codex-test-secret-0123456789"
+    async with (
+        ScriptedUpstream(default=model) as upstream,
+        compacting_bridge(upstream, codex) as env,
+    ):
+        first = await codex.exec("-s", "read-only", "Echo a token for me.", env=env)
+        assert first.returncode == 0, f"codex exited {first.returncode}:\n{first.stderr[-4000:]}"
+        assert model.summaries >= 1, "Codex never compacted through the bridge"
+        after = next(i for i, r in enumerate(upstream.requests) if is_bridge_summary(r))
+        summarised = upstream.requests[after].json["messages"]
+        outputs = [m["content"] for m in summarised if m["role"] == "tool"]
+        assert any(model.token in o for o in outputs), "the tool turn was not summarised"
+        later = upstream.requests[after + 1 :]
+        assert later and all(carries_summary(r, SUMMARY_PREFIX + summary) for r in later)
+        seen = len(upstream.requests)
+        second = await codex.exec("resume", "--last", "next step please", env=env)
+        assert second.returncode == 0, (
+            f"resume exited {second.returncode}:\n{second.stderr[-4000:]}"
         )
-        async with running_bridge(settings) as bridge:
-            codex.write(
-                openai_provider_config(bridge.base_url, codex.catalog_path),
-                catalog(context_window=WINDOW),
-            )
-            env = codex.env(OPENAI_API_KEY="sk-test-not-a-real-key")
-            first = await codex.exec("-s", "read-only", "Echo a token for me.", env=env)
-            assert first.returncode == 0, (
-                f"codex exited {first.returncode}:\n{first.stderr[-4000:]}"
-            )
-            assert model.summaries >= 1, "Codex never compacted through the bridge"
-            after = next(i for i, r in enumerate(upstream.requests) if is_bridge_summary(r))
-            summarised = upstream.requests[after].json["messages"]
-            outputs = [m["content"] for m in summarised if m["role"] == "tool"]
-            assert any(model.token in o for o in outputs), "the tool turn was not summarised"
-            later = upstream.requests[after + 1 :]
-            assert later and all(carries_summary(r, SUMMARY_PREFIX + summary) for r in later)
-            seen = len(upstream.requests)
-            second = await codex.exec("resume", "--last", "next step please", env=env)
-            assert second.returncode == 0, (
-                f"resume exited {second.returncode}:\n{second.stderr[-4000:]}"
-            )
-            resumed = [r for r in upstream.requests[seen:] if not is_bridge_summary(r)]
-            assert resumed and carries_summary(resumed[0], SUMMARY_PREFIX + summary)
+        resumed = [r for r in upstream.requests[seen:] if not is_bridge_summary(r)]
+        assert resumed and carries_summary(resumed[0], SUMMARY_PREFIX + summary)
     assert trap.attempts == [], f"Codex tried to reach other hosts: {trap.attempts}"
 
 
@@ -157,17 +169,11 @@ async def test_codex_compaction_loop_stops_with_a_clear_error(
         return Reply(tool_call_body([call], usage=HUGE))
 
     codex = CodexHome(tmp_path, trap)
-    async with ScriptedUpstream(default=model) as upstream:
-        settings = BridgeSettings(
-            passthrough_config(upstream.base_url), compaction_secret="codex-test-secret-0123456789"
-        )
-        async with running_bridge(settings) as bridge:
-            codex.write(
-                openai_provider_config(bridge.base_url, codex.catalog_path),
-                catalog(context_window=WINDOW),
-            )
-            env = codex.env(OPENAI_API_KEY="sk-test-not-a-real-key")
-            run = await codex.exec("--ephemeral", "-s", "read-only", "Loop, please.", env=env)
+    async with (
+        ScriptedUpstream(default=model) as upstream,
+        compacting_bridge(upstream, codex) as env,
+    ):
+        run = await codex.exec("--ephemeral", "-s", "read-only", "Loop, please.", env=env)
     summaries = [r for r in upstream.requests if is_bridge_summary(r)]
     assert run.returncode != 0, run.stdout[-2000:]
     assert len(summaries) == 3, f"{len(summaries)} compactions reached the upstream"

@@ -17,10 +17,14 @@ from tests.codex_support import (
     CodexHome,
     catalog,
     custom_provider_config,
-    openai_provider_config,
 )
 from tests.test_codex_cli import ProxyTrap, trap  # noqa: F401  (the fixture)
-from tests.test_codex_compaction import WINDOW, Model, carries_summary, is_bridge_summary
+from tests.test_codex_compaction import (
+    Model,
+    carries_summary,
+    compacting_bridge,
+    is_bridge_summary,
+)
 from wirebridge.responses import BridgeSettings
 from wirebridge.responses.compaction import SUMMARY_PREFIX
 from wirebridge.responses.socketwire import SocketSettings
@@ -197,17 +201,11 @@ async def test_codex_openai_provider_compacts_remotely_over_the_websocket(
     model = Model(summary, is_bridge_summary)
     caplog.set_level(logging.INFO, logger="wirebridge.access")
     codex = CodexHome(tmp_path, trap)
-    async with ScriptedUpstream(default=model) as upstream:
-        settings = BridgeSettings(
-            passthrough_config(upstream.base_url), compaction_secret="ws-test-secret-0123456789"
-        )
-        async with running_bridge(settings) as bridge:
-            codex.write(
-                openai_provider_config(bridge.base_url, codex.catalog_path),
-                catalog(context_window=WINDOW),
-            )
-            env = codex.env(OPENAI_API_KEY="sk-test-not-a-real-key", RUST_LOG="warn")
-            run = await codex.exec("--ephemeral", "-s", "read-only", "Echo a token.", env=env)
+    async with (
+        ScriptedUpstream(default=model) as upstream,
+        compacting_bridge(upstream, codex, RUST_LOG="warn") as env,
+    ):
+        run = await codex.exec("--ephemeral", "-s", "read-only", "Echo a token.", env=env)
     assert run.returncode == 0, f"codex exited {run.returncode}:\n{run.stderr[-4000:]}"
     assert "falling back" not in run.stderr.lower(), run.stderr[-3000:]
     assert model.summaries >= 1, "Codex never compacted through the bridge"
