@@ -34,7 +34,10 @@ import tempfile
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from openai.types.responses import FunctionToolParam
 
 GENERATOR_VERSION = 2
 EOS_TEXT = "<|im_end|>"
@@ -107,6 +110,18 @@ TOOL_ARGUMENTS = {"city": "Oslo"}
 TOOL_ARGUMENTS_JSON = json.dumps(TOOL_ARGUMENTS)
 HERMES_TOOL_CALL = "<tool_call>\n" + json.dumps({"name": TOOL_NAME, "arguments": TOOL_ARGUMENTS})
 HERMES_TOOL_CALL += "\n</tool_call>"
+# The tool that the `tool` script calls, as a Responses API function tool (the SDK, the bridge).
+WEATHER_TOOL: FunctionToolParam = {
+    "type": "function",
+    "name": TOOL_NAME,
+    "description": "Get the current weather for a city.",
+    "strict": False,
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+}
 
 TEXT = Script("text", (("The", " bridge", " works", "."),))
 # Path 0: Qwen2.5's (Hermes) tool call, which llama-server parses into an OpenAI tool call.

@@ -26,20 +26,9 @@ from openai import OpenAI
 
 from . import llamacpp
 from .llamacpp import ServerPool
-from .scripted_model import TOOL_NAME
+from .scripted_model import WEATHER_TOOL
 
 REPORT = Path(__file__).with_name("REPORT.md")
-WEATHER_TOOL: dict[str, Any] = {
-    "type": "function",
-    "name": TOOL_NAME,
-    "description": "Get the current weather for a city.",
-    "strict": False,
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-    },
-}
 TRACKED_FIELDS = ("sequence_number", "output_index", "content_index", "item_id")
 
 

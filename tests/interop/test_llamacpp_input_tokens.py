@@ -16,27 +16,16 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from openai.types.responses import FunctionToolParam, ResponseInputParam
+from openai.types.responses import ResponseInputParam
 
 from wirebridge.responses.testing import passthrough_config, running_bridge
 
 from .hf_tokenizer import write_tokenizer_json
 from .llamacpp import Artifacts, ServerPool, ServerProcess
-from .scripted_model import TOOL_NAME
+from .scripted_model import TOOL_NAME, WEATHER_TOOL
 
 pytestmark = [pytest.mark.interop, pytest.mark.anyio]
 
-WEATHER_TOOL: FunctionToolParam = {
-    "type": "function",
-    "name": TOOL_NAME,
-    "description": "Get the current weather for a city.",
-    "strict": False,
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-    },
-}
 CONVERSATION: ResponseInputParam = [
     {"role": "user", "content": "What is the weather in Paris?"},
     {

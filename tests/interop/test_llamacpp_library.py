@@ -17,21 +17,10 @@ import pytest
 from wirebridge import Client, Prompt, Provider, aggregate, dump
 
 from .llamacpp import ServerKind, ServerPool, ServerProcess
-from .scripted_model import EMOJI_SENTENCE, TEXT_SENTENCE, TOOL_ARGUMENTS, TOOL_NAME
+from .scripted_model import EMOJI_SENTENCE, TEXT_SENTENCE, TOOL_ARGUMENTS, TOOL_NAME, WEATHER_TOOL
 
 pytestmark = [pytest.mark.interop, pytest.mark.anyio]
 
-WEATHER_TOOL: dict[str, Any] = {
-    "type": "function",
-    "name": TOOL_NAME,
-    "description": "Get the current weather for a city.",
-    "strict": False,
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-    },
-}
 NAMED_CHOICE = {"type": "function", "name": TOOL_NAME}
 INSTRUCTIONS = "You are a test double that always says the same thing."
 

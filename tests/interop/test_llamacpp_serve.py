@@ -10,24 +10,13 @@ import json
 
 import pytest
 from openai import OpenAI
-from openai.types.responses import FunctionToolParam, ToolChoiceFunctionParam
+from openai.types.responses import ToolChoiceFunctionParam
 
 from .llamacpp import ServerKind, ServerPool, ServerProcess
-from .scripted_model import EMOJI_SENTENCE, TEXT_SENTENCE, TOOL_ARGUMENTS, TOOL_NAME
+from .scripted_model import EMOJI_SENTENCE, TEXT_SENTENCE, TOOL_ARGUMENTS, TOOL_NAME, WEATHER_TOOL
 
 pytestmark = pytest.mark.interop
 
-WEATHER_TOOL: FunctionToolParam = {
-    "type": "function",
-    "name": TOOL_NAME,
-    "description": "Get the current weather for a city.",
-    "strict": False,
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-    },
-}
 # llama-cpp-python calls a tool only when the request names it; llama-server does either way.
 NAMED_CHOICE: ToolChoiceFunctionParam = {"type": "function", "name": TOOL_NAME}
 
