@@ -85,6 +85,15 @@ def db(tmp_path: Path) -> str:
     return str(tmp_path / "responses.db")
 
 
+@pytest.fixture
+def hold(upstream: ScriptedUpstream) -> asyncio.Event:
+    """The upstream's next answer is `held_reply(hold)`: paused after HELD_AFTER chunks until the
+    test sets `hold` (a test that never sets it has an upstream that holds forever)."""
+    release = asyncio.Event()
+    upstream.push(held_reply(release))
+    return release
+
+
 def settings(
     upstream: ScriptedUpstream, db: str, *, keys: bool = False, **options: Any
 ) -> BridgeSettings:
@@ -108,10 +117,8 @@ async def first_events(stream: Any, count: int) -> list[dict[str, Any]]:
 
 
 async def test_background_returns_queued_then_polls_to_completed(
-    upstream: ScriptedUpstream, db: str
+    upstream: ScriptedUpstream, db: str, hold: asyncio.Event
 ) -> None:
-    hold = asyncio.Event()
-    upstream.push(held_reply(hold))
     async with running_bridge(settings(upstream, db)) as server, sdk(server) as client:
         started = await client.responses.create(model="m", input="count", background=True)
         assert started.status == "queued" and started.background is True
@@ -125,10 +132,8 @@ async def test_background_returns_queued_then_polls_to_completed(
 
 
 async def test_resume_after_a_dropped_connection_has_every_later_event_once(
-    upstream: ScriptedUpstream, db: str
+    upstream: ScriptedUpstream, db: str, hold: asyncio.Event
 ) -> None:
-    hold = asyncio.Event()
-    upstream.push(held_reply(hold))
     async with running_bridge(settings(upstream, db)) as server, sdk(server) as client:
         stream = await client.responses.create(
             model="m", input="count", background=True, stream=True
@@ -165,10 +170,9 @@ async def test_resume_from_the_start_replays_a_finished_run(
 
 
 async def test_cancel_mid_run_closes_the_upstream_request_and_keeps_the_output(
-    upstream: ScriptedUpstream, db: str
+    upstream: ScriptedUpstream, db: str, hold: asyncio.Event
 ) -> None:
-    hold = asyncio.Event()  # never set: the upstream would hold forever
-    upstream.push(held_reply(hold))
+    # hold is never set: the upstream holds its answer forever
     async with running_bridge(settings(upstream, db)) as server, sdk(server) as client:
         stream = await client.responses.create(
             model="m", input="count", background=True, stream=True
@@ -208,9 +212,9 @@ async def test_cancel_answers_as_the_api_does(upstream: ScriptedUpstream, db: st
         assert no_store.value.param == "background"
 
 
-async def test_another_tenants_run_is_a_404(upstream: ScriptedUpstream, db: str) -> None:
-    hold = asyncio.Event()
-    upstream.push(held_reply(hold))
+async def test_another_tenants_run_is_a_404(
+    upstream: ScriptedUpstream, db: str, hold: asyncio.Event
+) -> None:
     async with (
         running_bridge(settings(upstream, db, keys=True)) as server,
         sdk(server, "key-a") as owner,
@@ -233,10 +237,9 @@ async def test_another_tenants_run_is_a_404(upstream: ScriptedUpstream, db: str)
 
 
 async def test_shutdown_drains_then_marks_what_is_left_failed(
-    upstream: ScriptedUpstream, db: str
+    upstream: ScriptedUpstream, db: str, hold: asyncio.Event
 ) -> None:
-    hold = asyncio.Event()  # never set
-    upstream.push(held_reply(hold))
+    # hold is never set: the upstream holds its answer forever
     async with running_bridge(settings(upstream, db, drain_s=0.2)) as server, sdk(server) as c:
         stream = await c.responses.create(model="m", input="x", background=True, stream=True)
         before = await first_events(stream, 1)

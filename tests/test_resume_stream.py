@@ -29,7 +29,7 @@ from .test_background import (
     deltas,
     dumped,
     first_events,
-    held_reply,
+    hold,
     sdk,
     settings,
     until_done,
@@ -37,7 +37,7 @@ from .test_background import (
 )
 
 pytestmark = pytest.mark.anyio
-__all__ = ["db", "upstream"]  # fixtures used by name
+__all__ = ["db", "hold", "upstream"]  # fixtures used by name
 
 
 async def _drop_mid_answer(client: openai.AsyncOpenAI, **options: Any) -> list[dict[str, Any]]:
@@ -49,10 +49,8 @@ async def _drop_mid_answer(client: openai.AsyncOpenAI, **options: Any) -> list[d
 
 
 async def test_a_dropped_foreground_stream_resumes_with_every_later_event_once(
-    upstream: ScriptedUpstream, db: str
+    upstream: ScriptedUpstream, db: str, hold: asyncio.Event
 ) -> None:
-    hold = asyncio.Event()
-    upstream.push(held_reply(hold))
     async with running_bridge(settings(upstream, db)) as server, sdk(server) as client:
         before = await _drop_mid_answer(client)
         response_id = before[0]["response"]["id"]
@@ -76,10 +74,9 @@ async def test_a_dropped_foreground_stream_resumes_with_every_later_event_once(
 
 
 async def test_a_foreground_stream_nobody_follows_is_cancelled_after_the_grace(
-    upstream: ScriptedUpstream, db: str
+    upstream: ScriptedUpstream, db: str, hold: asyncio.Event
 ) -> None:
-    never = asyncio.Event()
-    upstream.push(held_reply(never))
+    # hold is never set: the upstream holds its answer forever
     bridge = settings(upstream, db, detach_grace_s=0.2)
     async with running_bridge(bridge) as server, sdk(server) as client:
         before = await _drop_mid_answer(client)
@@ -91,10 +88,9 @@ async def test_a_foreground_stream_nobody_follows_is_cancelled_after_the_grace(
 
 
 async def test_a_store_false_stream_still_ends_with_its_client(
-    upstream: ScriptedUpstream, db: str
+    upstream: ScriptedUpstream, db: str, hold: asyncio.Event
 ) -> None:
-    never = asyncio.Event()
-    upstream.push(held_reply(never))
+    # hold is never set: the upstream holds its answer forever
     async with running_bridge(settings(upstream, db)) as server, sdk(server) as client:
         before = await _drop_mid_answer(client, store=False)
         with anyio.fail_after(10):
@@ -105,10 +101,8 @@ async def test_a_store_false_stream_still_ends_with_its_client(
 
 
 async def test_a_foreground_stream_cannot_be_cancelled_as_the_api_answers(
-    upstream: ScriptedUpstream, db: str
+    upstream: ScriptedUpstream, db: str, hold: asyncio.Event
 ) -> None:
-    hold = asyncio.Event()
-    upstream.push(held_reply(hold))
     async with running_bridge(settings(upstream, db)) as server, sdk(server) as client:
         stream = await client.responses.create(model="m", input="count", stream=True)
         before = await first_events(stream, 1)
