@@ -32,27 +32,18 @@ from wirebridge.store.sqlite import SQLiteStore
 from wirebridge.testing import (
     Reply,
     ScriptedUpstream,
-    SeenRequest,
     chat_chunk,
     sse_body,
     text_body,
 )
 
 from .test_server_cli import serve
-from .test_store_servers import postgres_url  # noqa: F401  (a fixture)
+from .test_store_servers import echo, postgres_url, user  # noqa: F401  (postgres_url: a fixture)
 
 pytestmark = pytest.mark.anyio
 
 ALICE, BOB, CAROL = "alice-key-0f3c9e", "bob-key-7a1d42", "carol-key-c0ffee"
 KEYS = frozenset({ALICE, BOB, CAROL})
-
-
-def echo(request: SeenRequest) -> Reply:
-    return Reply(text_body([f"echo: {request.json['messages'][-1]['content']}"]))
-
-
-def user(text: str) -> dict[str, str]:
-    return {"role": "user", "content": text}
 
 
 @asynccontextmanager
