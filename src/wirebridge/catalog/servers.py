@@ -47,22 +47,30 @@ def _positive_int(value: Any) -> int | None:
     return int(value)
 
 
+def _listed(body: Any, list_key: str, id_key: str) -> list[tuple[str, Mapping[str, Any]]]:
+    """`body[list_key]`'s entries that carry a string `id_key`, with that id; every list-shaped
+    answer (OpenAI, LM Studio, a bridge's catalog) is read past the same malformed entries."""
+    entries = body.get(list_key) if isinstance(body, Mapping) else None
+    if not isinstance(entries, list):
+        return []
+    return [
+        (entry[id_key], entry)
+        for entry in entries
+        if isinstance(entry, Mapping) and isinstance(entry.get(id_key), str)
+    ]
+
+
 def parse_model_list(body: Any) -> list[ModelFacts]:
     """`GET /v1/models` (OpenAI shape) -> one fact per listed id, with a window if one is given."""
-    data = body.get("data") if isinstance(body, Mapping) else None
-    if not isinstance(data, list):
-        return []
     out: list[ModelFacts] = []
-    for entry in data:
-        if not isinstance(entry, Mapping) or not isinstance(entry.get("id"), str):
-            continue
+    for model_id, entry in _listed(body, "data", "id"):
         window, source = None, "list"
         for key in _LIST_WINDOW_KEYS:
             window = _positive_int(entry.get(key))
             if window is not None:
                 source = f"{key} (model list)"
                 break
-        out.append(ModelFacts(entry["id"], window, source=source))
+        out.append(ModelFacts(model_id, window, source=source))
     return out
 
 
@@ -122,13 +130,8 @@ def parse_ollama_show(model: str, body: Any) -> ModelFacts | None:
 
 def parse_lmstudio_models(body: Any) -> list[ModelFacts]:
     """LM Studio `GET /api/v0/models` -> facts of its language models (embedders left out)."""
-    data = body.get("data") if isinstance(body, Mapping) else None
-    if not isinstance(data, list):
-        return []
     out: list[ModelFacts] = []
-    for entry in data:
-        if not isinstance(entry, Mapping) or not isinstance(entry.get("id"), str):
-            continue
+    for model_id, entry in _listed(body, "data", "id"):
         kind = entry.get("type")
         if kind == "embeddings":
             continue
@@ -137,7 +140,7 @@ def parse_lmstudio_models(body: Any) -> list[ModelFacts]:
         key = "loaded_context_length" if loaded else "max_context_length"
         out.append(
             ModelFacts(
-                entry["id"],
+                model_id,
                 window,
                 images=(kind == "vlm") if isinstance(kind, str) else None,
                 source=f"LM Studio {key}",
@@ -168,17 +171,12 @@ def parse_doctor_json(body: Any) -> ModelFacts | None:
 
 def parse_codex_catalog(body: Any) -> list[ModelFacts]:
     """A bridge's served catalog (`GET /v1/models?client_version=`) -> the facts it carries."""
-    models = body.get("models") if isinstance(body, Mapping) else None
-    if not isinstance(models, list):
-        return []
     out: list[ModelFacts] = []
-    for entry in models:
-        if not isinstance(entry, Mapping) or not isinstance(entry.get("slug"), str):
-            continue
+    for slug, entry in _listed(body, "models", "slug"):
         modalities = entry.get("input_modalities")
         out.append(
             ModelFacts(
-                entry["slug"],
+                slug,
                 _positive_int(entry.get("context_window")),
                 reasoning=bool(entry.get("supported_reasoning_levels")),
                 images=isinstance(modalities, list) and "image" in modalities,
