@@ -30,6 +30,7 @@ from ..jsontypes import JSON
 from .errors import InvalidParameterError, StoreError
 from .queries import sqlite_placeholders
 from .records import DEFAULT_LIMIT, check_page_params, decode_json, encode_json
+from .sqlitetx import transaction
 
 if TYPE_CHECKING:
     from .base import Store
@@ -398,17 +399,12 @@ class _SQLiteConversations(ConversationLog):
         sql, params = sqlite_placeholders(first[0]), first[1]
 
         def write(conn: sqlite3.Connection) -> Row | None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(conn, "IMMEDIATE"):
                 rows = conn.execute(sql, params).fetchall()
                 row: Row | None = tuple(rows[0]) if rows else None
                 if row is not None:
                     for text, many in then(row):
                         conn.executemany(sqlite_placeholders(text), many)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
             return row
 
         result: Row | None = await self.store._run(write)
@@ -418,11 +414,8 @@ class _SQLiteConversations(ConversationLog):
         converted = [(sqlite_placeholders(sql), params) for sql, params in steps]
 
         def read(conn: sqlite3.Connection) -> list[list[Row]]:
-            conn.execute("BEGIN DEFERRED")  # one snapshot for every statement
-            try:
+            with transaction(conn, "DEFERRED"):  # one snapshot for every statement
                 return [[tuple(r) for r in conn.execute(s, p).fetchall()] for s, p in converted]
-            finally:
-                conn.execute("COMMIT")
 
         result: list[list[Row]] = await self.store._run(read, read=True)
         return result
@@ -431,13 +424,8 @@ class _SQLiteConversations(ConversationLog):
         sql = sqlite_placeholders(expire_conversations())
 
         def expire(conn: sqlite3.Connection) -> int:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(conn, "IMMEDIATE"):
                 count = conn.execute(sql, (now, EXPIRE_BATCH)).rowcount
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
             return count
 
         result: int = await self.store._run(expire)

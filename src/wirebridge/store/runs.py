@@ -34,6 +34,7 @@ from typing import Any
 
 from .base import Store
 from .queries import sqlite_placeholders
+from .sqlitetx import transaction
 
 _SEQ = re.compile(r'"sequence_number":(\d+)')
 
@@ -273,8 +274,7 @@ class _SQLiteRunLog(RunLog):
 
         def run(conn: sqlite3.Connection) -> int:
             count = -1
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(conn, "IMMEDIATE"):
                 for i, (sql, params) in enumerate(converted):
                     if i == many:
                         conn.executemany(sql, params)
@@ -284,10 +284,6 @@ class _SQLiteRunLog(RunLog):
                         count = rowcount
                         if rowcount == 0 and many >= 0:
                             break  # the guarded update matched nothing: write no frames
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
             return count
 
         result: int = await self.store._run(run)

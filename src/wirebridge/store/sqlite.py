@@ -20,10 +20,9 @@ import math
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -45,6 +44,7 @@ from .records import (
     row_to_record,
 )
 from .schema import MIGRATIONS, SCHEMA_VERSION_TABLE, Migration, pending_migrations
+from .sqlitetx import transaction
 
 T = TypeVar("T")
 
@@ -61,19 +61,6 @@ _CHAIN = sqlite_placeholders(queries.SELECT_CHAIN)
 _CHILD_OUTPUTS = sqlite_placeholders(queries.SELECT_CHILD_OUTPUTS)
 _EXPIRE = sqlite_placeholders(queries.expire_batch())
 _RECORD_MIGRATION = sqlite_placeholders(queries.RECORD_MIGRATION)
-
-
-@contextmanager
-def transaction(conn: sqlite3.Connection, mode: Literal["DEFERRED", "IMMEDIATE"]) -> Iterator[None]:
-    """One explicit transaction (the connection is in autocommit mode otherwise)."""
-    conn.execute(f"BEGIN {mode}")
-    try:
-        yield
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def _enter_wal(conn: sqlite3.Connection, busy_timeout_s: float) -> None:
