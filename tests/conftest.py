@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import socket
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
@@ -37,6 +38,15 @@ def anyio_backend() -> str:
 async def upstream() -> AsyncIterator[ScriptedUpstream]:
     async with ScriptedUpstream() as up:
         yield up
+
+
+def free_port() -> int:
+    """A loopback port that nothing listens on once this returns (the socket that held it is
+    closed): the address of an upstream that refuses connections."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
 
 
 def load_vectors(kind: str) -> list[dict[str, Any]]:

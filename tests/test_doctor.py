@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,6 +23,7 @@ from wirebridge.testing.bodies import chat_chunk, sse_body, text_body
 from wirebridge.testing.upstream import SeenRequest
 
 from . import doctor_profiles as profiles
+from .conftest import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -297,13 +297,6 @@ async def test_library_entry_point_reports_progress_per_probe() -> None:
 
 
 # -- strange servers ---------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 async def test_connection_refused_is_unreachable_after_one_attempt() -> None:

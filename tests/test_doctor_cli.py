@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from wirebridge.provider import load_config
 from wirebridge.testing import Reply, ScriptedUpstream
 
 from . import doctor_profiles as profiles
+from .conftest import free_port
 
 pytestmark = pytest.mark.anyio
 WIREBRIDGE = str(Path(sys.executable).parent / "wirebridge")
@@ -155,15 +155,8 @@ async def test_table_output_and_write_to_the_default_config(tmp_path: Path) -> N
     assert written.developer_role == "developer"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
 async def test_unreachable_upstream_exits_1_naming_it(tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{_free_port()}/v1"
+    url = f"http://127.0.0.1:{free_port()}/v1"
     done = await wirebridge("--base-url", url, "--model", "m", "--json", home=tmp_path)
     assert done.returncode == 1
     assert json.loads(done.stdout)["reachable"] is False

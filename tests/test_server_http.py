@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
@@ -31,6 +30,8 @@ from wirebridge.testing import (
     sse_body,
     text_body,
 )
+
+from .conftest import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -68,13 +69,6 @@ async def stream_events(http: httpx.AsyncClient, url: str, **body: Any) -> list[
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=10) as client:
         yield client
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port  # nothing listens there once the socket is closed
 
 
 # -- the happy paths ----------------------------------------------------------------------------

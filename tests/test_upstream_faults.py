@@ -10,7 +10,6 @@ received, which is how retries (and their absence) are checked.
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,8 @@ from wirebridge.responses.testing import (
     validate_response,
 )
 from wirebridge.testing import Reply, ScriptedUpstream, chat_chunk, sse_body, text_body
+
+from .conftest import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -439,17 +440,10 @@ FAULTS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
 async def test_upstream_fault_answer(fault: Fault) -> None:
     async with ScriptedUpstream(fault.replies[:-1], default=_last(fault)) as upstream:
-        url = upstream.base_url if fault.replies else f"http://127.0.0.1:{_free_port()}/v1"
+        url = upstream.base_url if fault.replies else f"http://127.0.0.1:{free_port()}/v1"
         provider = Provider(name="up", base_url=url, **fault.options)
         settings = BridgeSettings(
             Config({"up": provider}, "up"), commit_after_s=fault.commit_after_s
