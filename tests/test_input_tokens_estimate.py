@@ -18,16 +18,12 @@ from wirebridge.testing.bodies import text_body
 from wirebridge.testing.tokenizers import tokenizing_server
 from wirebridge.testing.upstream import Reply
 
+from .test_input_tokens import TOOL
+
 tokenizers = pytest.importorskip("tokenizers", reason="the `estimate` extra is not installed")
 
 pytestmark = pytest.mark.anyio
 
-TOOL = {
-    "type": "function",
-    "name": "weather",
-    "description": "The weather in a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
-}
 HISTORY: list[dict[str, Any]] = [
     {"role": "user", "content": "What is the weather in Paris?"},
     {"type": "function_call", "call_id": "c1", "name": "weather", "arguments": '{"city":"Paris"}'},
