@@ -1,10 +1,13 @@
-"""openai-agents, unchanged: an Agent with a function tool runs its tool loop through the bridge."""
+"""openai-agents, unchanged: an Agent with a function tool runs its tool loop through the bridge,
+and a streamed run it cancels ends its stored response (it uses no background mode)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 
+import anyio
 import pytest
 from agents import (
     Agent,
@@ -19,7 +22,19 @@ from openai import AsyncOpenAI
 from wirebridge.responses.testing import passthrough_config, running_bridge
 from wirebridge.testing import Reply, ScriptedUpstream, SeenRequest, text_body, tool_call_body
 
+from .test_background import (
+    HELD_AFTER,
+    PIECES,
+    db,
+    held_reply,
+    sdk,
+    settings,
+    until_done,
+    upstream,
+)
+
 pytestmark = pytest.mark.anyio
+__all__ = ["db", "upstream"]  # fixtures used by name
 
 
 @pytest.fixture(autouse=True)
@@ -86,3 +101,40 @@ async def test_agent_with_a_function_tool_completes_the_tool_loop(streamed: bool
         "tool_call_id": "call_f1",
         "content": "sunny in Lyon, 24C",
     }
+
+
+async def test_a_cancelled_streamed_run_ends_its_stored_response_after_the_grace(
+    upstream: ScriptedUpstream, db: str
+) -> None:
+    """openai-agents uses no background mode: its streamed runs are stored foreground streams.
+    One it cancels mid-answer closes the stream; the bridge then closes the upstream request
+    once the detach grace has passed, and the stored response ends `cancelled` with its text."""
+    never = asyncio.Event()
+    upstream.push(held_reply(never))
+    async with (
+        running_bridge(settings(upstream, db, detach_grace_s=0.2)) as server,
+        sdk(server) as client,
+    ):
+        agent = Agent(
+            name="counter",
+            instructions="Count.",
+            model=OpenAIResponsesModel(model="m", openai_client=client),
+        )
+        run = Runner.run_streamed(agent, "count")
+        response_id, seen = "", 0
+        with anyio.fail_after(20):
+            async for event in run.stream_events():
+                if event.type != "raw_response_event":
+                    continue
+                if event.data.type == "response.created":
+                    response_id = event.data.response.id
+                elif event.data.type == "response.output_text.delta":
+                    seen += 1
+                    if seen == HELD_AFTER - 1:  # every delta sent before the hold
+                        run.cancel()
+            await upstream.closed.wait()  # the bridge closed the upstream request
+        final = await until_done(client, response_id)
+    assert final.background is False
+    assert final.status == "cancelled"
+    assert final.output_text == "".join(PIECES[: HELD_AFTER - 1])
+    assert len(upstream.requests) == 1
