@@ -63,6 +63,15 @@ async def turn(ws: ClientConnection, **body: Any) -> list[dict[str, Any]]:
     return await events_until_end(ws)
 
 
+async def start_turn(ws: ClientConnection, text: str) -> None:
+    """Send a response.create with input `text`; read its events up to the first text delta
+    (the turn goes on: read the rest with events_until_end)."""
+    await ws.send(json.dumps({"type": "response.create", "model": "m", "input": text}))
+    with anyio.fail_after(10):
+        while json.loads(await ws.recv())["type"] != "response.output_text.delta":
+            pass
+
+
 async def events_until_end(ws: ClientConnection) -> list[dict[str, Any]]:
     events = []
     with anyio.fail_after(10):
@@ -204,10 +213,7 @@ async def test_a_second_create_while_one_runs_waits_its_turn(upstream: ScriptedU
     upstream.push(Reply(head + rest, hold=hold, hold_after=len(head)), Reply(text_body(["second"])))
     upstream.push(Reply(text_body(["third"])))
     async with socket_to(settings_for(upstream)) as (ws, _):
-        await ws.send(json.dumps({"type": "response.create", "model": "m", "input": "a"}))
-        with anyio.fail_after(10):
-            while json.loads(await ws.recv())["type"] != "response.output_text.delta":
-                pass
+        await start_turn(ws, "a")
         await ws.send(json.dumps({"type": "response.create", "model": "m", "input": "b"}))
         hold.set()
         first = await events_until_end(ws)
@@ -382,10 +388,7 @@ async def test_client_disconnect_mid_stream_cancels_the_upstream_request(
     upstream.push(Reply(first + b"data: [DONE]\n\n", stall_after=len(first)))
     async with running_bridge(settings_for(upstream)) as bridge:
         async with connect(ws_url(bridge.base_url)) as ws:
-            await ws.send(json.dumps({"type": "response.create", "model": "m", "input": "x"}))
-            with anyio.fail_after(10):
-                while json.loads(await ws.recv())["type"] != "response.output_text.delta":
-                    pass
+            await start_turn(ws, "x")
             assert upstream.open_connections == 1  # stalled, not finished
             ws.transport.abort()  # gone without a close frame
         with anyio.fail_after(1.0):  # cancelled within a second
@@ -464,10 +467,7 @@ async def test_a_turn_past_the_stream_limit_is_an_overloaded_error_frame(
         connect(ws_url(bridge.base_url)) as busy,
         connect(ws_url(bridge.base_url)) as other,
     ):
-        await busy.send(json.dumps({"type": "response.create", "model": "m", "input": "a"}))
-        with anyio.fail_after(10):
-            while json.loads(await busy.recv())["type"] != "response.output_text.delta":
-                pass
+        await start_turn(busy, "a")
         refused = await turn(other, model="m", input="b")
         hold.set()
         await events_until_end(busy)
@@ -487,10 +487,7 @@ async def test_a_client_leaving_while_frames_flow_ends_quietly(
     upstream.push(Reply(body, split=(64, 512)))
     async with running_bridge(settings_for(upstream)) as bridge:
         async with connect(ws_url(bridge.base_url)) as ws:
-            await ws.send(json.dumps({"type": "response.create", "model": "m", "input": "x"}))
-            with anyio.fail_after(10):
-                while json.loads(await ws.recv())["type"] != "response.output_text.delta":
-                    pass
+            await start_turn(ws, "x")
             ws.transport.abort()
         with anyio.fail_after(5):
             await upstream.closed.wait()
