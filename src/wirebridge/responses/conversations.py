@@ -38,13 +38,12 @@ from ..store.conversations import (
 from .conversation_items import as_conversation_items, dump_items, parse_new_items
 from .errors import ApiError, map_exception
 from .references import resolve_references
+from .stored import StoreGetter, json_response, query_limit, store_endpoint
 from .tenants import scope_tenant
 from .validate import check_metadata
 
-StoreGetter = Callable[[], Store | None]
 BodyReader = Callable[[Scope, Receive], Awaitable[bytes]]  # app.read_body: the body limit
 T = TypeVar("T")
-_encode = msgspec.json.Encoder().encode
 _PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 
 
@@ -59,14 +58,6 @@ class UpdateBody(msgspec.Struct):
 
 class ItemsBody(msgspec.Struct):
     items: list[Any]
-
-
-def _json(body: object, status: int = 200) -> Response:
-    return Response(_encode(body), status, media_type="application/json")
-
-
-def _error(error: ApiError) -> Response:
-    return Response(error.encode(), error.status, error.headers, media_type="application/json")
 
 
 def decode(raw: bytes, kind: type[T]) -> T:
@@ -90,22 +81,10 @@ def new_conversation_id() -> str:
     return f"conv_{secrets.token_hex(24)}"
 
 
-def _limit(request: Request) -> int:
-    value = request.query_params.get("limit", "20")
-    try:
-        return int(value)
-    except ValueError:
-        raise ApiError.invalid(
-            f"Invalid value for 'limit': expected an integer, got {value!r}",
-            param="limit",
-            code="invalid_value",
-        ) from None
-
-
-def _not_found(exc: Exception) -> ApiError | None:
+def _to_error(exc: Exception) -> ApiError:
     if isinstance(exc, ConversationNotFoundError | ConversationItemNotFoundError):
         return ApiError(404, str(exc), code="not_found")
-    return None
+    return map_exception(exc)
 
 
 def conversation_routes(
@@ -117,22 +96,10 @@ def conversation_routes(
     def with_log(
         handler: Callable[[ConversationLog, Store, Request], Awaitable[Response]],
     ) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            current = store()
-            if current is None:
-                return _error(
-                    ApiError(
-                        404,
-                        "this bridge keeps no conversations (it runs with --no-store)",
-                        code="not_found",
-                    )
-                )
-            try:
-                return await handler(conversation_log(current), current, request)
-            except Exception as exc:
-                return _error(_not_found(exc) or map_exception(exc))
+        async def with_current(current: Store, request: Request) -> Response:
+            return await handler(conversation_log(current), current, request)
 
-        return endpoint
+        return store_endpoint(store, "conversations", with_current, _to_error)
 
     async def shaped(store: Store, request: Request, raw: list[Any]) -> list[JSON]:
         items = parse_new_items(raw)
@@ -147,13 +114,13 @@ def conversation_routes(
         made = await log.create(
             new_id(), metadata=metadata, items=items, tenant=scope_tenant(request.scope)
         )
-        return _json(made.to_json())
+        return json_response(made.to_json())
 
     async def retrieve(log: ConversationLog, store: Store, request: Request) -> Response:
         found = await log.get(
             request.path_params["conversation_id"], tenant=scope_tenant(request.scope)
         )
-        return _json(found.to_json())
+        return json_response(found.to_json())
 
     async def update(log: ConversationLog, store: Store, request: Request) -> Response:
         body = decode(await read(request.scope, request.receive), UpdateBody)
@@ -163,12 +130,14 @@ def conversation_routes(
             metadata=body.metadata,
             tenant=scope_tenant(request.scope),
         )
-        return _json(updated.to_json())
+        return json_response(updated.to_json())
 
     async def delete(log: ConversationLog, store: Store, request: Request) -> Response:
         conversation_id = request.path_params["conversation_id"]
         await log.delete(conversation_id, tenant=scope_tenant(request.scope))
-        return _json({"id": conversation_id, "object": "conversation.deleted", "deleted": True})
+        return json_response(
+            {"id": conversation_id, "object": "conversation.deleted", "deleted": True}
+        )
 
     async def list_items(log: ConversationLog, store: Store, request: Request) -> Response:
         query = request.query_params
@@ -177,11 +146,11 @@ def conversation_routes(
         page = await log.list_items(
             request.path_params["conversation_id"],
             after=query.get("after"),
-            limit=_limit(request),
+            limit=query_limit(request),
             order=query.get("order", "desc"),
             tenant=scope_tenant(request.scope),
         )
-        return _json(page.to_json())
+        return json_response(page.to_json())
 
     async def add_items(log: ConversationLog, store: Store, request: Request) -> Response:
         body = decode(await read(request.scope, request.receive), ItemsBody)
@@ -189,7 +158,7 @@ def conversation_routes(
         await log.append(
             request.path_params["conversation_id"], items, tenant=scope_tenant(request.scope)
         )
-        return _json(
+        return json_response(
             {
                 "object": "list",
                 "data": items,
@@ -205,7 +174,7 @@ def conversation_routes(
             request.path_params["item_id"],
             tenant=scope_tenant(request.scope),
         )
-        return _json(item)
+        return json_response(item)
 
     async def delete_item(log: ConversationLog, store: Store, request: Request) -> Response:
         after = await log.delete_item(
@@ -213,7 +182,7 @@ def conversation_routes(
             request.path_params["item_id"],
             tenant=scope_tenant(request.scope),
         )
-        return _json(after.to_json())
+        return json_response(after.to_json())
 
     routes: list[Route] = []
     for prefix in prefixes:

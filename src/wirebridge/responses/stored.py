@@ -24,64 +24,77 @@ StoreGetter = Callable[[], Store | None]
 _encode = msgspec.json.Encoder().encode
 
 
-def _json(body: object, status: int = 200) -> Response:
+def json_response(body: object, status: int = 200) -> Response:
     return Response(_encode(body), status, media_type="application/json")
 
 
-def _error(error: ApiError) -> Response:
+def error_response(error: ApiError) -> Response:
     return Response(error.encode(), error.status, error.headers, media_type="application/json")
+
+
+def query_limit(request: Request) -> int:
+    """The `limit` query parameter (default 20); a 400 naming it when it is not an integer."""
+    value = request.query_params.get("limit", "20")
+    try:
+        return int(value)
+    except ValueError:
+        raise ApiError.invalid(
+            f"Invalid value for 'limit': expected an integer, got {value!r}",
+            param="limit",
+            code="invalid_value",
+        ) from None
+
+
+def store_endpoint(
+    store: StoreGetter,
+    kept: str,
+    handler: Callable[[Store, Request], Awaitable[Response]],
+    to_error: Callable[[Exception], ApiError] = map_exception,
+) -> Callable[[Request], Awaitable[Response]]:
+    """`handler` as an endpoint of the store's APIs (stored responses, conversations): without a
+    store (`--no-store`) it answers 404 saying the bridge keeps no `kept`, and whatever it
+    raises is answered as `to_error` maps it."""
+
+    async def endpoint(request: Request) -> Response:
+        current = store()
+        if current is None:
+            message = f"this bridge keeps no {kept} (it runs with --no-store)"
+            return error_response(ApiError(404, message, code="not_found"))
+        try:
+            return await handler(current, request)
+        except Exception as exc:
+            return error_response(to_error(exc))
+
+    return endpoint
 
 
 def stored_routes(store: StoreGetter, prefixes: tuple[str, ...] = ("/v1", "")) -> list[Route]:
     def with_store(
         handler: Callable[[Store, Request], Awaitable[Response]],
     ) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            current = store()
-            if current is None:
-                return _error(
-                    ApiError(
-                        404,
-                        "this bridge keeps no responses (it runs with --no-store)",
-                        code="not_found",
-                    )
-                )
-            try:
-                return await handler(current, request)
-            except Exception as exc:
-                return _error(map_exception(exc))
-
-        return endpoint
+        return store_endpoint(store, "responses", handler)
 
     async def retrieve(store: Store, request: Request) -> Response:
         record = await store.get(
             request.path_params["response_id"], tenant=scope_tenant(request.scope)
         )
-        return _json(record.response)
+        return json_response(record.response)
 
     async def delete(store: Store, request: Request) -> Response:
         response_id = request.path_params["response_id"]
         await store.delete(response_id, tenant=scope_tenant(request.scope))
-        return _json({"id": response_id, "object": "response", "deleted": True})
+        return json_response({"id": response_id, "object": "response", "deleted": True})
 
     async def input_items(store: Store, request: Request) -> Response:
         query = request.query_params
-        try:
-            limit = int(query.get("limit", "20"))
-        except ValueError:
-            raise ApiError.invalid(
-                f"Invalid value for 'limit': expected an integer, got {query.get('limit')!r}",
-                param="limit",
-                code="invalid_value",
-            ) from None
         page = await store.list_input_items(
             request.path_params["response_id"],
             after=query.get("after"),
-            limit=limit,
+            limit=query_limit(request),
             order=query.get("order", "desc"),
             tenant=scope_tenant(request.scope),
         )
-        return _json(page.to_json())
+        return json_response(page.to_json())
 
     routes: list[Route] = []
     for prefix in prefixes:
