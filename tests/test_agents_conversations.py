@@ -26,8 +26,7 @@ from agents import (
 
 from wirebridge.testing import Reply, ScriptedUpstream, SeenRequest, text_body, tool_call_body
 
-from .test_server_cli import serve
-from .test_store_servers import postgres_url, sdk, shared_store_url  # noqa: F401  (fixtures)
+from .test_store_servers import bridges, postgres_url, shared_store_url  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.anyio
 
@@ -87,10 +86,7 @@ async def test_a_conversations_session_continues_in_a_second_bridge_process(
     calls: list[str] = []
     async with (
         ScriptedUpstream(default=script) as upstream,
-        serve("--upstream", upstream.base_url, "--store", shared_store_url) as first,
-        serve("--upstream", upstream.base_url, "--store", shared_store_url) as second,
-        sdk(first) as first_client,
-        sdk(second) as second_client,
+        bridges(2, upstream.base_url, shared_store_url) as (first_client, second_client),
     ):
         session = OpenAIConversationsSession(openai_client=first_client)
         agent = make_agent(first_client, calls)
@@ -146,10 +142,7 @@ async def test_turns_through_two_bridges_on_one_conversation_append_whole(
 
     async with (
         ScriptedUpstream(default=held) as upstream,
-        serve("--upstream", upstream.base_url, "--store", shared_store_url) as first,
-        serve("--upstream", upstream.base_url, "--store", shared_store_url) as second,
-        sdk(first) as a,
-        sdk(second) as b,
+        bridges(2, upstream.base_url, shared_store_url) as (a, b),
     ):
         made = await a.conversations.create(items=[{"role": "user", "content": "hello"}])
         slow = asyncio.create_task(
