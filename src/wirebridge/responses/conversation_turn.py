@@ -68,12 +68,16 @@ async def conversation_history(
         items = await conversation_log(store).items(conversation_id, tenant=tenant)
     except ConversationNotFoundError:
         raise not_found(conversation_id) from None
+    return parse_stored_items(items, f"conversation {conversation_id!r}")
+
+
+def parse_stored_items(items: list[JSON], what: str) -> list[Item]:
+    """Items the store kept (a conversation, a response chain), parsed; they are our own records,
+    so a failure here is the store's (a 500 saying which `what`), not the client's (a 400)."""
     try:
         return parse_items(items)
-    except InputError as exc:  # our own records: a failure here is the store's
-        raise ApiError(
-            500, f"stored conversation {conversation_id!r} is unreadable: {exc}", "server_error"
-        ) from None
+    except InputError as exc:
+        raise ApiError(500, f"stored {what} is unreadable: {exc}", "server_error") from None
 
 
 def turn_inputs(inputs: Sequence[JSON]) -> tuple[JSON, ...]:

@@ -16,12 +16,16 @@ expiry and chain assembly; this module only translates between a request and a r
 
 from __future__ import annotations
 
-from ..errors import InputError
-from ..items import Item, dump_item, parse_items
-from ..jsontypes import JSON
+from ..items import Item, dump_item
 from ..store import PreviousResponseNotFoundError, Store, StoredResponse
 from ..wire import Response, to_json
-from .conversation_turn import append_turn, conversation_history, conversation_of, turn_inputs
+from .conversation_turn import (
+    append_turn,
+    conversation_history,
+    conversation_of,
+    parse_stored_items,
+    turn_inputs,
+)
 from .errors import ApiError
 from .references import resolve_references
 from .request import ResponsesRequest
@@ -54,23 +58,15 @@ async def resolve_history(
         chain = await store.load_chain(previous, tenant=tenant)
     except PreviousResponseNotFoundError as exc:
         raise ApiError.invalid(str(exc), param=exc.param, code=exc.code) from None
-    stored = _parse_stored(chain, previous)
+    what = f"history of {previous!r}"
+    stored = parse_stored_items(chain, what)
     wanted = calls_without_reasoning(request.items, stored)
     if wanted:
         siblings = await store.child_outputs(previous, tenant=tenant)
         request.items = restore_reasoning(
-            request.items, [_parse_stored(output, previous) for output in siblings], wanted
+            request.items, [parse_stored_items(output, what) for output in siblings], wanted
         )
     return [*stored, *request.items]
-
-
-def _parse_stored(items: list[JSON], previous: str) -> list[Item]:
-    try:
-        return parse_items(items)
-    except InputError as exc:  # our own records: a failure here is the store's, not the client's
-        raise ApiError(
-            500, f"stored history of {previous!r} is unreadable: {exc}", "server_error"
-        ) from None
 
 
 async def record_response(
