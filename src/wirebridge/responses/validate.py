@@ -225,26 +225,22 @@ def _check_format(fmt: Mapping[str, Any]) -> None:
 
 def check_metadata(metadata: Mapping[str, str]) -> None:
     if len(metadata) > METADATA_MAX_KEYS:
-        raise ApiError.invalid(
-            f"Invalid 'metadata': {len(metadata)} keys; at most {METADATA_MAX_KEYS} are allowed",
-            param="metadata",
-            code="invalid_value",
-        )
+        raise _bad_metadata(f"{len(metadata)} keys; at most {METADATA_MAX_KEYS} are allowed")
     for key, value in metadata.items():
         if len(key) > METADATA_KEY_MAX_CHARS:
-            raise ApiError.invalid(
-                f"Invalid 'metadata': the key {clip(key)!r} is longer than "
-                f"{METADATA_KEY_MAX_CHARS} characters",
-                param="metadata",
-                code="invalid_value",
+            raise _bad_metadata(
+                f"the key {clip(key)!r} is longer than {METADATA_KEY_MAX_CHARS} characters"
             )
         if len(value) > METADATA_VALUE_MAX_CHARS:
-            raise ApiError.invalid(
-                f"Invalid 'metadata': the value of {clip(key)!r} is {len(value)} characters; "
-                f"at most {METADATA_VALUE_MAX_CHARS} are allowed",
-                param="metadata",
-                code="invalid_value",
+            raise _bad_metadata(
+                f"the value of {clip(key)!r} is {len(value)} characters; "
+                f"at most {METADATA_VALUE_MAX_CHARS} are allowed"
             )
+
+
+def _bad_metadata(why: str) -> ApiError:
+    """Every metadata limit is reported alike: OpenAI's `invalid_value` on `metadata`."""
+    return ApiError.invalid(f"Invalid 'metadata': {why}", param="metadata", code="invalid_value")
 
 
 def _declared_names(tools: Sequence[Any]) -> set[str]:
