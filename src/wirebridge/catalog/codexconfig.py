@@ -14,10 +14,10 @@ import tomllib
 from dataclasses import dataclass
 
 import tomlkit
-from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import InlineTable, Table
 
 from ..errors import ConfigError
+from ..tomledit import model_providers, parse_for_edit
 
 PROVIDER = "wirebridge"
 CATALOG_FILE = "wirebridge-models.json"
@@ -37,10 +37,7 @@ class CodexSetup:
 
 def merge_codex_config(text: str, setup: CodexSetup, *, where: str = "config") -> str:
     """`text` with the setup's keys set; everything else (and the comments) as it was."""
-    try:
-        doc = tomlkit.parse(text)
-    except TOMLKitError as exc:
-        raise ConfigError(f"{where}: invalid TOML, not touched: {exc}") from exc
+    doc = parse_for_edit(text, where)
     _set(doc, "model", setup.model)
     if setup.catalog_json is not None:
         _set(doc, "model_catalog_json", setup.catalog_json)
@@ -66,12 +63,7 @@ def _set(container: tomlkit.TOMLDocument | Table | InlineTable, key: str, value:
 
 
 def _merge_table(doc: tomlkit.TOMLDocument, setup: CodexSetup, where: str) -> None:
-    providers = doc.get("model_providers")
-    if providers is None:
-        providers = tomlkit.table(is_super_table=True)
-        doc.add("model_providers", providers)
-    elif not isinstance(providers, Table | InlineTable):
-        raise ConfigError(f"{where}: model_providers must be a table")
+    providers = model_providers(doc, where)
     table = providers.get(PROVIDER)
     if table is None:
         table = tomlkit.table()

@@ -14,28 +14,20 @@ import tomllib
 from pathlib import Path
 
 import tomlkit
-from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import InlineTable, Table
 
 from ..errors import ConfigError
 from ..files import write_text_atomic
 from ..provider import parse_config
+from ..tomledit import model_providers, parse_for_edit
 from .analysis import Recommendation
 from .report import provider_table, toml_item
 
 
 def merge_provider(text: str, rec: Recommendation, *, where: str = "config") -> str:
     """`text` with `[model_providers.NAME]` holding the recommended keys."""
-    try:
-        doc = tomlkit.parse(text)
-    except TOMLKitError as exc:
-        raise ConfigError(f"{where}: invalid TOML, not touched: {exc}") from exc
-    providers = doc.get("model_providers")
-    if providers is None:
-        providers = tomlkit.table(is_super_table=True)
-        doc.add("model_providers", providers)
-    elif not isinstance(providers, Table | InlineTable):
-        raise ConfigError(f"{where}: model_providers must be a table")
+    doc = parse_for_edit(text, where)
+    providers = model_providers(doc, where)
     current = providers.get(rec.name)
     if current is None:
         table = provider_table(rec)
