@@ -38,7 +38,7 @@ from ..store.conversations import (
 from .conversation_items import as_conversation_items, dump_items, parse_new_items
 from .errors import ApiError, map_exception
 from .references import resolve_references
-from .stored import StoreGetter, json_response, query_limit, store_endpoint
+from .stored import StoreGetter, json_response, page_query, store_endpoint
 from .tenants import scope_tenant
 from .validate import check_metadata
 
@@ -140,16 +140,9 @@ def conversation_routes(
         )
 
     async def list_items(log: ConversationLog, store: Store, request: Request) -> Response:
-        query = request.query_params
         # `include` asks for extra fields the bridge does not keep (logprobs, encrypted
         # reasoning, hosted tools' results): items are answered as they were stored.
-        page = await log.list_items(
-            request.path_params["conversation_id"],
-            after=query.get("after"),
-            limit=query_limit(request),
-            order=query.get("order", "desc"),
-            tenant=scope_tenant(request.scope),
-        )
+        page = await log.list_items(request.path_params["conversation_id"], **page_query(request))
         return json_response(page.to_json())
 
     async def add_items(log: ConversationLog, store: Store, request: Request) -> Response:

@@ -10,6 +10,7 @@ bridge started with `--no-store` answers 404 saying so.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TypedDict
 
 import msgspec
 from starlette.requests import Request
@@ -32,17 +33,32 @@ def error_response(error: ApiError) -> Response:
     return Response(error.encode(), error.status, error.headers, media_type="application/json")
 
 
-def query_limit(request: Request) -> int:
-    """The `limit` query parameter (default 20); a 400 naming it when it is not an integer."""
-    value = request.query_params.get("limit", "20")
+class PageQuery(TypedDict):
+    after: str | None
+    limit: int
+    order: str
+    tenant: str | None
+
+
+def page_query(request: Request) -> PageQuery:
+    """A list endpoint's cursor-page query (`after`, `limit` (default 20), `order` (default
+    desc), as OpenAI's), for the caller's tenant; a `limit` that is not an integer is a 400."""
+    query = request.query_params
+    value = query.get("limit", "20")
     try:
-        return int(value)
+        limit = int(value)
     except ValueError:
         raise ApiError.invalid(
             f"Invalid value for 'limit': expected an integer, got {value!r}",
             param="limit",
             code="invalid_value",
         ) from None
+    return PageQuery(
+        after=query.get("after"),
+        limit=limit,
+        order=query.get("order", "desc"),
+        tenant=scope_tenant(request.scope),
+    )
 
 
 def store_endpoint(
@@ -86,13 +102,8 @@ def stored_routes(store: StoreGetter, prefixes: tuple[str, ...] = ("/v1", "")) -
         return json_response({"id": response_id, "object": "response", "deleted": True})
 
     async def input_items(store: Store, request: Request) -> Response:
-        query = request.query_params
         page = await store.list_input_items(
-            request.path_params["response_id"],
-            after=query.get("after"),
-            limit=query_limit(request),
-            order=query.get("order", "desc"),
-            tenant=scope_tenant(request.scope),
+            request.path_params["response_id"], **page_query(request)
         )
         return json_response(page.to_json())
 
