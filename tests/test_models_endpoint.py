@@ -135,3 +135,38 @@ async def test_client_version_answers_codexs_catalog_with_the_servers_windows(
     assert entry["apply_patch_tool_type"] == "freeform"
     assert entry["base_instructions"].startswith("You are a coding agent")
     assert unchanged.status_code == 304
+
+
+async def test_the_servers_probes_go_through_the_providers_pooled_connections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from wirebridge.upstream.pool import UpstreamPools
+
+    pooled: list[httpx.AsyncClient] = []
+    probed: list[tuple[httpx.AsyncClient, str]] = []
+    take, request = UpstreamPools.http, httpx.AsyncClient.request
+
+    def spy_pool(self: UpstreamPools, provider: Provider) -> httpx.AsyncClient:
+        pooled.append(take(self, provider))
+        return pooled[-1]
+
+    async def spy_request(
+        self: httpx.AsyncClient, method: str, url: httpx.URL | str, **kwargs: object
+    ) -> httpx.Response:
+        if str(url).startswith(up.base_url.removesuffix("/v1")):
+            probed.append((self, str(url)))
+        return await request(self, method, url, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(UpstreamPools, "http", spy_pool)
+    monkeypatch.setattr(httpx.AsyncClient, "request", spy_request)
+    async with (
+        ScriptedUpstream(default=model_server("ollama", SERVED, CHAT)) as up,
+        bridge_over(Config({"l": Provider(name="l", base_url=up.base_url)}, "l")) as server,
+        httpx.AsyncClient(base_url=server.base_url, timeout=10) as http,
+    ):
+        catalog = await http.get("/models", params={"client_version": "0.171.0"})
+    assert [m["context_window"] for m in catalog.json()["models"]] == [16_384, 8_192]
+    # The list, then Ollama's /api/show per model: every request on a client of the provider's
+    # pool (its connections, limits, proxy), none on a client the probe opened for itself.
+    assert [url.rsplit("/", 2)[-2:] for _, url in probed][-2:] == [["api", "show"]] * 2
+    assert probed and all(client in pooled for client, _ in probed)

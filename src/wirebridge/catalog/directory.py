@@ -4,7 +4,9 @@ A client may ask for a configured route, the default model, or any name the defa
 upstream serves (unrouted names pass through to it), so that is what is listed: the default
 model and the routes first, then the default provider's upstream list. Upstream answers are
 cached briefly per provider; one that cannot be read degrades the list to the configured names,
-never to an error. Used by the server's `GET /v1/models` and by `wirebridge codex`.
+never to an error. Used by the server's `GET /v1/models` and `truncation: "auto"` (one directory
+per app, probing through the provider's pooled client, `http`) and by `wirebridge codex` (a
+client per probe).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
+import httpx
 
 from ..errors import ConfigError
-from ..provider import Config
+from ..provider import Config, Provider
 from .probe import UpstreamModels, probe_upstream
 from .servers import ModelFacts
 
@@ -43,7 +46,10 @@ class Listed:
 
 
 class ModelDirectory:
-    """The listing, from the config and the upstreams' lists (cached per provider)."""
+    """The listing, from the config and the upstreams' lists (cached per provider).
+
+    `http` gives a provider's pooled httpx client, asked at each probe (the server's pools exist
+    only while it runs); without it each probe opens and closes a client of its own."""
 
     def __init__(
         self,
@@ -52,8 +58,10 @@ class ModelDirectory:
         ttl_s: float = CACHE_TTL_S,
         clock: Callable[[], float] = time.monotonic,
         probe: Probe = probe_upstream,
+        http: Callable[[Provider], httpx.AsyncClient] | None = None,
     ):
         self.config = config
+        self.http = http
         self.ttl_s = ttl_s
         self.clock = clock
         self.probe = probe
@@ -69,8 +77,10 @@ class ModelDirectory:
             if cached is not None and cached[0] > self.clock():
                 return cached[1]
             try:
+                provider = self.config.provider(name)
+                http = self.http(provider) if self.http is not None else None
                 result = await self.probe(
-                    self.config.provider(name), windows=windows, timeout_s=PROBE_TIMEOUT_S
+                    provider, http=http, windows=windows, timeout_s=PROBE_TIMEOUT_S
                 )
             except ConfigError as exc:  # e.g. its key variable is unset: list what we know
                 result = UpstreamModels(name, error=str(exc))

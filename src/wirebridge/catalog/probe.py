@@ -5,6 +5,11 @@ list leaves out, the server's own endpoints are tried in turn, at the server roo
 without `/v1`): llama.cpp `GET /props`, LM Studio `GET /api/v0/models`, then Ollama
 `POST /api/show` per model. The first that answers settles the kind; every step is noted so a
 user can see what was asked. What the answers mean is read by `servers.py`.
+
+Inside the server the requests go through the provider's pooled client (`http`, handed in: its
+connections, limits and proxy); the CLI, which has no pools, opens a client for the one probe.
+Either way each request is bounded by `timeout_s`, not by the client's own (a pool's read timeout
+is a stream's, far longer than a listing should wait).
 """
 
 from __future__ import annotations
@@ -46,8 +51,11 @@ def server_root(base_url: str) -> str:
 
 
 class _Asker:
-    def __init__(self, http: httpx.AsyncClient, provider: Provider, steps: list[str]):
+    def __init__(
+        self, http: httpx.AsyncClient, provider: Provider, steps: list[str], timeout_s: float
+    ):
         self.http = http
+        self.timeout_s = timeout_s
         self.provider = provider
         self.steps = steps
         self.unreachable = False  # the last request could not reach the server at all
@@ -68,6 +76,7 @@ class _Asker:
                 json=body,
                 headers=self.headers,
                 params=self.provider.query_params or None,
+                timeout=self.timeout_s,
             )
         except httpx.HTTPError as exc:
             self.unreachable = isinstance(exc, httpx.TransportError)
@@ -141,10 +150,10 @@ async def probe_upstream(
     windows: bool = True,
 ) -> UpstreamModels:
     """The models `provider`'s upstream lists, with every window its server reveals (with
-    `windows=False`, the list alone: one request)."""
+    `windows=False`, the list alone: one request); through `http` when given (left open)."""
     result = UpstreamModels(provider.name)
     async with _client(http, timeout_s) as client:
-        ask = _Asker(client, provider, result.steps)
+        ask = _Asker(client, provider, result.steps, timeout_s)
         base = provider.base_url.rstrip("/")
         listing = await ask.json("GET", f"{base}/models")
         if listing is None:

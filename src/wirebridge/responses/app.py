@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..catalog.directory import ModelDirectory
 from ..chat.request import ChatRequest, prepare_chat_request
 from ..events import Event
 from ..items import Item
@@ -134,10 +135,16 @@ class ResponsesEndpoint:
         self.new_id = new_id
         self.compactor = Compactor.from_settings(settings, new_id=new_id)
         self.reasoning_tokens = ReasoningTokens.from_secret(self.compactor.sealer.secret)
+        # The upstreams' models and windows, probed through the provider's pooled client:
+        # shared by GET /v1/models and truncation: "auto" (one cache of what was probed).
+        self.directory = ModelDirectory(
+            settings.config, http=lambda provider: self.runtime().pools.http(provider)
+        )
         self.truncator = Truncator(  # truncation: "auto" (truncating.py)
             settings.config,
             http=lambda provider: self.runtime().pools.http(provider),
             metrics=lambda: self.runtime().ops.metrics,
+            directory=self.directory,
         )
 
     def reasoning_summary(self, request: ResponsesRequest) -> bool:
@@ -391,7 +398,7 @@ def create_app(
     count_tokens = InputTokensEndpoint(responses, body).handle
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
-        *model_routes(settings.config),
+        *model_routes(settings.config, directory=responses.directory),
         Route("/v1/responses", responses, methods=["POST"]),
         Route("/responses", responses, methods=["POST"]),  # base_url without /v1
         Route("/v1/responses/input_tokens", count_tokens, methods=["POST"]),

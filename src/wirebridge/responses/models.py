@@ -75,9 +75,15 @@ def _json(body: object, status: int = 200, headers: dict[str, str] | None = None
     return Response(_encode(body), status, headers, media_type="application/json")
 
 
-def model_routes(config: Config, prefixes: tuple[str, ...] = ("/v1", "")) -> list[Route]:
-    """The routes; one directory (and cache) per app."""
-    directory = ModelDirectory(config)
+def model_routes(
+    config: Config,
+    prefixes: tuple[str, ...] = ("/v1", ""),
+    *,
+    directory: ModelDirectory | None = None,
+) -> list[Route]:
+    """The routes; one directory (and cache) per app: the server hands in its own, which
+    `truncation: "auto"` shares and which probes through the provider's pooled client."""
+    directory = directory or ModelDirectory(config)
     explicit = os.environ.get(CODEX_ENV)
     codex = CodexInstructions(Path(explicit) if explicit else None)
 
