@@ -344,6 +344,83 @@ async def test_the_counts_go_through_the_providers_pooled_connections(
     assert counts and asked == ["upstream"] * len(counts)
 
 
+def _listed_and_counting() -> Any:
+    """llama.cpp's window and tokenizer, behind a vLLM model list stating the window."""
+    chat = windowed_server("llama.cpp", WINDOW)
+    return _counting(model_server("vllm", [ServedModel("m", WINDOW)], chat))
+
+
+async def _after_a_listing(config: BridgeSettings | Config, *inputs: Any) -> list[Any]:
+    """`GET /v1/models` (as Codex asks at start), then one turn per input: the raw answers."""
+    async with running_bridge(config) as bridge:
+        client = openai.AsyncOpenAI(base_url=bridge.base_url, api_key="k", max_retries=0)
+        async with client:
+            assert [m.id async for m in client.models.list()] == ["m"]
+            return [
+                await client.responses.with_raw_response.create(**REQUEST, input=one)
+                for one in inputs
+            ]
+
+
+async def test_a_counted_turn_over_a_probed_window_is_cut_before_it_is_sent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    exporter = InMemorySpanExporter()
+    tracer = TracerProvider()
+    tracer.add_span_processor(SimpleSpanProcessor(exporter))
+    async with ScriptedUpstream(default=_listed_and_counting()) as up:
+        config = passthrough_config(up.base_url, tokenize="llamacpp")
+        settings = BridgeSettings(config, ops=OpsSettings(tracer_provider=tracer))
+        with caplog.at_level(logging.INFO, logger="wirebridge.server"):
+            [raw] = await _after_a_listing(settings, conversation())
+    assert raw.parse().status == "completed"
+    # The window came from the listing's cache (no probe of its own); the estimate was over
+    # the budget, so the prompt was counted, then cut (its cut checked by a count too), and
+    # the upstream saw one request, already cut.
+    paths = [r.path for r in up.requests]
+    assert paths.count("/v1/models") == 1 and paths[-1] == "/v1/chat/completions"
+    assert paths.index("/tokenize") > paths.index("/v1/models")
+    [sent] = [r.json for r in chats(up)]
+    assert prompt_tokens(sent) <= WINDOW - WINDOW // 10
+    assert_paired(sent["messages"])
+    assert sent["messages"][-1] == {"role": "user", "content": "And tomorrow?"}
+    provider = Provider(name="upstream", base_url=up.base_url)
+    whole = prepare_chat_request(Prompt("Answer briefly.", conversation(), [TOOL]), "m", provider)
+    assert prompt_tokens(whole.payload) > WINDOW
+    dropped = dropped_prefix(whole.payload["messages"], sent["messages"])
+    assert len(dropped) == int(raw.headers["x-wirebridge-truncated-items"])
+    assert f"dropped the {len(dropped)} oldest of 11 items before sending it" in caplog.text
+    [cut] = [s for s in exporter.get_finished_spans() if s.name == "truncate m"]
+    assert dict(cut.attributes or {}) == {
+        "gen_ai.provider.name": "upstream",
+        "gen_ai.request.model": "m",
+        "wirebridge.truncation.trigger": "probed_window",
+        "wirebridge.truncation.dropped_items": len(dropped),
+        "wirebridge.truncation.context_window": WINDOW,
+    }
+
+
+async def test_a_turn_well_under_a_probed_window_is_not_counted() -> None:
+    async with ScriptedUpstream(default=_listed_and_counting()) as up:
+        config = passthrough_config(up.base_url, tokenize="llamacpp")
+        [raw] = await _after_a_listing(config, [{"role": "user", "content": words("q", 20)}])
+    assert raw.parse().status == "completed"
+    assert "x-wirebridge-truncated-items" not in raw.headers
+    # The estimate is well under the budget: no count, the turn sent as it is.
+    assert [r.path for r in up.requests] == ["/v1/models", "/v1/chat/completions"]
+
+
+async def test_without_tokenize_a_probed_window_cuts_only_on_overflow() -> None:
+    async with ScriptedUpstream(default=_listed_and_counting()) as up:
+        [raw] = await _after_a_listing(passthrough_config(up.base_url), conversation())
+    assert raw.parse().status == "completed"
+    # An estimate alone would drop items the model may hold: the turn is sent whole, refused,
+    # then cut with the numbers of the error.
+    first, retry = (r.json for r in chats(up))
+    assert prompt_tokens(first) > WINDOW and "/tokenize" not in [r.path for r in up.requests]
+    assert len(dropped_prefix(first["messages"], retry["messages"])) == 5
+
+
 async def test_truncated_turns_and_dropped_items_are_counted_in_the_metrics() -> None:
     async with (
         ScriptedUpstream(default=windowed_server("llama.cpp", WINDOW)) as up,

@@ -45,6 +45,14 @@ class Listed:
         return {"id": self.id, "object": "model", "created": 0, "owned_by": self.owned_by}
 
 
+def window_in(answer: UpstreamModels, model: str) -> int | None:
+    """`model`'s context window in an upstream's answer, if it states one."""
+    for facts in answer.models:
+        if facts.id == model:
+            return facts.context_window
+    return None
+
+
 class ModelDirectory:
     """The listing, from the config and the upstreams' lists (cached per provider).
 
@@ -89,6 +97,17 @@ class ModelDirectory:
             ttl = self.ttl_s if result.error is None else min(self.ttl_s, FAILURE_TTL_S)
             self._cache[key] = (self.clock() + ttl, result)
             return result
+
+    def known_window(self, name: str, model: str) -> int | None:
+        """`model`'s window as a fresh cached answer of provider `name` states it; None when
+        none does. Never a request: for callers that must not probe (a turn's hot path)."""
+        for windows in (True, False):  # a bare list states windows too (vLLM max_model_len)
+            cached = self._cache.get((name, windows))
+            if cached is not None and cached[0] > self.clock():
+                window = window_in(cached[1], model)
+                if window is not None:
+                    return window
+        return None
 
     async def listing(self, *, windows: bool = False) -> list[Listed]:
         """Configured names first (the default model, then routes), then the default

@@ -23,8 +23,15 @@ checked by an exact count and deepened (a few rounds at most) until it fits.
 
 A window learnt from an error is remembered per upstream model (`LEARNT_CAPACITY` of them), with
 how many real tokens an estimated one was: the next turn of that model that would not fit is cut
-before it is sent, saving the refused request. The one retry on overflow still stands behind it
-(it then cuts what was sent), so a turn reaches the upstream twice at most.
+before it is sent, saving the refused request. With `tokenize`, a window that a probe already
+cached in the `ModelDirectory` states (issue 17: "known from the upstream, as the Codex issue
+probes it"; `GET /v1/models` shares the directory) does the same by an exact count. The prompt
+is counted only when its estimate exceeds the budget less `ESTIMATE_MARGIN` (the estimate
+overcounts: a turn under that fits, and costs no count; nothing is probed ahead of a turn), and
+cut only when the count exceeds the budget, the cut checked by exact counts as after an
+overflow. Without `tokenize` a probed window cuts nothing ahead: an unscaled estimate alone
+could drop items the model would hold. The one retry on overflow still stands behind either (it
+then cuts what was sent), so a turn reaches the upstream twice at most.
 
 What was dropped is logged (with the response's id), counted in the metrics, traced (a span
 per cut, around the probe and counts it makes), and told to an HTTP client in the
@@ -49,7 +56,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 import msgspec
 
-from ..catalog.directory import ModelDirectory
+from ..catalog.directory import ModelDirectory, window_in
 from ..chat.request import ChatRequest, prepare_chat_request
 from ..errors import ProviderError, UnexpectedStatusError
 from ..events import Event
@@ -242,45 +249,56 @@ class Truncator:
         turn = TurnParts.of(whole)
         if turn.request.body.truncation != "auto" or turn.summarising:
             return client.stream(turn.chat, commit_at=commit_at)
-        return self._auto(self._ahead(turn, state), client, state, commit_at)
+        return self._auto(turn, client, state, commit_at)
 
-    def _ahead(self, turn: TurnParts, state: dict[str, Any]) -> TurnParts:
-        """The turn cut before it is sent, when a learnt window says it would not fit."""
+    async def _ahead(self, turn: TurnParts, state: dict[str, Any]) -> TurnParts:
+        """The turn cut before it is sent, when a known window says it would not fit: one
+        learnt from an overflow (by the estimate, scaled), or, with `tokenize`, one a cached
+        probe states (by an exact count, made only when the estimate is over the budget)."""
         learnt = self.learnt.get((turn.provider.name, turn.upstream_model))
-        if learnt is None:
-            return turn
+        if learnt is not None:
+            window, scale, trigger = learnt.window, learnt.scale, "learnt_window"
+        else:
+            probed = self.directory.known_window(turn.provider.name, turn.upstream_model)
+            if probed is None or turn.provider.tokenize is None:
+                return turn  # an unscaled estimate alone must not drop what the model holds
+            window, scale, trigger = probed, 1.0, "probed_window"
         items = turn.prompt.input
         fixed, costs = estimate_fixed(turn.prompt), [estimate(i) for i in items]
         max_output = turn.request.body.max_output_tokens
-        tokens = (fixed + sum(costs)) * learnt.scale
-        if tokens <= budget_for(learnt.window, max_output) * (1 - ESTIMATE_MARGIN):
+        tokens = (fixed + sum(costs)) * scale
+        # The estimate overcounts (CHARS_PER_TOKEN), the margin covers what no item holds: an
+        # estimate under the margined budget fits (the overflow retry stands behind it).
+        if tokens <= budget_for(window, max_output) * (1 - ESTIMATE_MARGIN):
             return turn
-        cut = plan_cut(
-            items,
-            fixed,
-            costs,
-            window=learnt.window,
-            prompt_tokens=math.ceil(tokens),
-            max_output_tokens=max_output,
-        )
+        exact = learnt is None
+        if exact:  # only now, a turn near or over the window: count what would be sent
+            counted = await self._count(turn.provider, turn.chat)
+            if counted is None or counted <= budget_for(window, max_output):
+                return turn
+            tokens = counted
+        with truncation_span(turn.provider.name, turn.upstream_model, trigger) as note:
+            cut, chat = await self._settle(
+                turn, fixed, costs, window, math.ceil(tokens), exact=exact
+            )
+            note("wirebridge.truncation.dropped_items", len(cut.dropped))
+            note("wirebridge.truncation.context_window", window)
         if not cut.dropped:
             return turn
-        with truncation_span(turn.provider.name, turn.upstream_model, "learnt_window") as note:
-            note("wirebridge.truncation.dropped_items", len(cut.dropped))
-            note("wirebridge.truncation.context_window", learnt.window)
         self._dropped(turn, state, len(cut.dropped))
         log.info(
             "truncation auto: response %s would overflow %s's context window (%d tokens, "
-            "learnt); dropped the %d oldest of %d items before sending it",
+            "%s; prompt %d tokens, %s); dropped the %d oldest of %d items before sending it",
             state.get("response_id", "-"),
             turn.upstream_model,
-            learnt.window,
+            window,
+            "learnt" if learnt is not None else "probed",
+            math.ceil(tokens),
+            "counted" if exact else "estimated",
             len(cut.dropped),
             len(items),
         )
-        prompt = copy.copy(turn.prompt)
-        prompt.input = cut.kept
-        return replace(turn, prompt=prompt, chat=self._chat(turn, cut))
+        return replace(turn, prompt=_kept(turn.prompt, cut), chat=chat)
 
     def _dropped(self, turn: TurnParts, state: dict[str, Any], items: int) -> None:
         """Note a cut: the turn's count (the header, the access log) and the metrics."""
@@ -305,6 +323,7 @@ class Truncator:
         state: dict[str, Any],
         commit_at: float | None,
     ) -> AsyncIterator[Event]:
+        turn = await self._ahead(turn, state)
         stream = client.stream(turn.chat, commit_at=commit_at)
         try:
             try:
@@ -351,9 +370,40 @@ class Truncator:
             prompt_tokens = await self._count(turn.provider, turn.chat)
         items = turn.prompt.input
         fixed, costs = estimate_fixed(turn.prompt), [estimate(i) for i in items]
-        max_output = turn.request.body.max_output_tokens
         if window is not None and prompt_tokens is not None and fixed + sum(costs) > 0:
             self._learn(turn, window, prompt_tokens, fixed + sum(costs))
+        cut, chat = await self._settle(turn, fixed, costs, window, prompt_tokens, exact=exact)
+        note("wirebridge.truncation.dropped_items", len(cut.dropped))
+        if window is not None:
+            note("wirebridge.truncation.context_window", window)
+        if not cut.dropped:
+            raise exc
+        log.info(
+            "truncation auto: response %s overflowed %s's context window (%s tokens, prompt "
+            "%s); dropped the %d oldest of %d items and retried",
+            state.get("response_id", "-"),
+            turn.upstream_model,
+            window if window is not None else "unknown",
+            prompt_tokens if prompt_tokens is not None else "unknown",
+            len(cut.dropped),
+            len(items),
+        )
+        return chat, len(cut.dropped)
+
+    async def _settle(
+        self,
+        turn: TurnParts,
+        fixed: int,
+        costs: Sequence[int],
+        window: int | None,
+        prompt_tokens: int | None,
+        *,
+        exact: bool,
+    ) -> tuple[Cut, ChatRequest]:
+        """The cut planned for what is known and its Chat request; with `exact` (`tokenize`
+        and a window), checked by exact counts and deepened until it fits (a few rounds)."""
+        items = turn.prompt.input
+        max_output = turn.request.body.max_output_tokens
         cut = plan_cut(
             items,
             fixed,
@@ -380,26 +430,10 @@ class Truncator:
             if len(deeper.dropped) <= len(cut.dropped):
                 break
             cut, chat = deeper, self._chat(turn, deeper)
-        note("wirebridge.truncation.dropped_items", len(cut.dropped))
-        if window is not None:
-            note("wirebridge.truncation.context_window", window)
-        if not cut.dropped:
-            raise exc
-        log.info(
-            "truncation auto: response %s overflowed %s's context window (%s tokens, prompt "
-            "%s); dropped the %d oldest of %d items and retried",
-            state.get("response_id", "-"),
-            turn.upstream_model,
-            window if window is not None else "unknown",
-            prompt_tokens if prompt_tokens is not None else "unknown",
-            len(cut.dropped),
-            len(items),
-        )
-        return chat, len(cut.dropped)
+        return cut, chat
 
     def _chat(self, turn: TurnParts, cut: Cut) -> ChatRequest:
-        prompt = copy.copy(turn.prompt)
-        prompt.input = cut.kept
+        prompt = _kept(turn.prompt, cut)
         chat = prepare_chat_request(prompt, turn.upstream_model, turn.provider)
         forward_cache_key(turn.request.body.prompt_cache_key, turn.provider, chat.payload)
         return chat
@@ -410,10 +444,7 @@ class Truncator:
         except Exception as exc:  # a probe is a hint: never the turn's failure
             log.info("truncation auto: no window from the upstream: %s", exc)
             return None
-        for model in answer.models:
-            if model.id == turn.upstream_model:
-                return model.context_window
-        return None
+        return window_in(answer, turn.upstream_model)
 
     async def _count(self, provider: Provider, chat: ChatRequest) -> int | None:
         try:  # the provider's pool: its connections and limits (the timeout: tokens.py)
@@ -421,6 +452,13 @@ class Truncator:
         except Exception as exc:
             log.info("truncation auto: the upstream could not count the prompt: %s", exc)
             return None
+
+
+def _kept(prompt: Prompt, cut: Cut) -> Prompt:
+    """`prompt` with only the items `cut` keeps."""
+    kept = copy.copy(prompt)
+    kept.input = cut.kept
+    return kept
 
 
 async def _close(stream: AsyncIterator[Event]) -> None:
