@@ -3,6 +3,7 @@ and a cancelled stream, each visible in the counters and histograms; who may scr
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +201,49 @@ async def test_websocket_connections_are_counted_while_open(upstream: ScriptedUp
         )
     assert value(both, "wirebridge_websocket_connections") == 2
     assert value(after, "wirebridge_websocket_connections") == 0
+
+
+async def test_websocket_turns_count_their_upstream_attempts_and_tokens(
+    upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    from websockets.asyncio.client import connect
+
+    upstream.push(
+        Reply(b'{"error":{"message":"busy"}}', status=503, headers={"Retry-After": "0"}),
+        Reply(text_body(["Hi"], usage=USAGE)),  # turn 1: retried once after a 503
+        Reply(text_body(["Again"], usage=USAGE)),  # turn 2
+    )
+    async with (
+        running_bridge(stored(upstream, tmp_path)) as bridge,
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        metrics_url = f"{bridge.url}/metrics"
+        before = (await http.get(metrics_url)).text
+        ws_url = bridge.base_url.replace("http://", "ws://") + "/responses"
+        async with connect(ws_url) as ws:
+            for text in ("hi", "again"):
+                await ws.send(json.dumps({"type": "response.create", "model": "m1", "input": text}))
+                while json.loads(await ws.recv())["type"] != "response.completed":
+                    pass
+            after = await scrape_until(
+                http,
+                metrics_url,
+                lambda t: value(t, "wirebridge_tokens_total", kind="input") == 22,
+            )
+
+    def rise(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    # Every upstream attempt of both turns, with the labels an HTTP turn's have.
+    assert rise("wirebridge_upstream_attempts_total", provider="upstream") == 3
+    assert rise("wirebridge_upstream_retries_total", provider="upstream", kind="http_503") == 1
+    assert rise("wirebridge_upstream_failures_total", provider="upstream", kind="http_503") == 1
+    assert rise("wirebridge_upstream_response_seconds_count", provider="upstream") == 3
+    tokens = {"provider": "upstream", "model": "m1"}
+    assert rise("wirebridge_tokens_total", **tokens, kind="input") == 22
+    assert rise("wirebridge_tokens_total", **tokens, kind="output") == 14
+    assert rise("wirebridge_tokens_total", **tokens, kind="reasoning") == 4
+    assert rise("wirebridge_tokens_total", **tokens, kind="cached") == 6
+    # The store operations of each turn are timed too; the turns are no HTTP answers.
+    assert rise("wirebridge_store_operation_seconds_count", operation="save") == 2
+    assert rise("wirebridge_requests_total", route="/v1/responses") == 0

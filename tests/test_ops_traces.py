@@ -1,9 +1,11 @@
 """OpenTelemetry traces through a real bridge, collected by the SDK's in-memory exporter: the
 span tree (request -> store, request -> each upstream attempt), the client's `traceparent`
-continued, and each attempt's own `traceparent` reaching the scripted upstream."""
+continued, and each attempt's own `traceparent` reaching the scripted upstream; a WebSocket
+turn's span (one per turn, none for the socket) with the same tree under it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from wirebridge.ops import OpsSettings
 from wirebridge.responses import BridgeSettings
 from wirebridge.responses.testing import passthrough_config, running_bridge
-from wirebridge.testing import Reply, ScriptedUpstream, text_body
+from wirebridge.testing import Reply, ScriptedUpstream, chat_chunk, sse_body, text_body
 
 pytestmark = pytest.mark.anyio
 
@@ -124,3 +126,94 @@ async def test_without_a_client_trace_the_request_starts_one(upstream: ScriptedU
     assert server.parent is None
     traceparent = upstream.requests[0].headers["traceparent"]
     assert traceparent.split("-")[1] == f"{server.context.trace_id:032x}"
+
+
+async def test_each_websocket_turn_is_a_server_span_with_its_attempts_under_it(
+    upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    from websockets.asyncio.client import connect
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    upstream.push(Reply(text_body(["Hi"], usage=USAGE)), Reply(text_body(["Again"], usage=USAGE)))
+    settings = BridgeSettings(
+        passthrough_config(upstream.base_url),
+        store_at_startup=True,
+        store_url=f"sqlite:///{tmp_path}/r.db",
+        ops=OpsSettings(tracer_provider=provider),
+    )
+    upgrade = {"traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"}
+    async with running_bridge(settings) as bridge:
+        ws_url = bridge.base_url.replace("http://", "ws://") + "/responses"
+        async with connect(ws_url, additional_headers=upgrade) as ws:
+            for text in ("hello", "again"):
+                await ws.send(json.dumps({"type": "response.create", "model": "m7", "input": text}))
+                while json.loads(await ws.recv())["type"] != "response.completed":
+                    pass
+            spans = await finished(
+                exporter, lambda ss: sum(s.kind == SpanKind.SERVER for s in ss) == 2
+            )
+
+    # One SERVER span per turn, none for the socket: each continues the upgrade's traceparent.
+    turns = sorted((s for s in spans if s.kind == SpanKind.SERVER), key=lambda s: s.start_time or 0)
+    assert [s.name for s in turns] == ["response.create /v1/responses"] * 2
+    response_ids = []
+    for turn in turns:
+        assert f"{turn.context.trace_id:032x}" == CLIENT_TRACE
+        assert turn.parent is not None and f"{turn.parent.span_id:016x}" == CLIENT_SPAN
+        attrs = dict(turn.attributes or {})
+        assert attrs["http.route"] == "/v1/responses"
+        assert attrs["network.protocol.name"] == "websocket"
+        assert "http.response.status_code" not in attrs  # no HTTP answer per turn
+        assert attrs["gen_ai.operation.name"] == "chat"
+        assert attrs["gen_ai.provider.name"] == "upstream"
+        assert attrs["gen_ai.request.model"] == "m7"
+        assert attrs["gen_ai.response.model"] == "m7"
+        assert list(attrs["gen_ai.response.finish_reasons"]) == ["completed"]  # type: ignore[arg-type]
+        assert attrs["gen_ai.usage.input_tokens"] == 5
+        assert attrs["gen_ai.usage.output_tokens"] == 2
+        assert turn.status.status_code != StatusCode.ERROR
+        response_ids.append(attrs["gen_ai.response.id"])
+        # Its upstream attempt and its store save are its children.
+        children = [s for s in spans if s.parent and s.parent.span_id == turn.context.span_id]
+        assert sorted(s.name for s in children) == ["chat m7", "save sqlite"]
+    assert len(set(response_ids)) == 2
+    assert all(str(r).startswith("resp_") for r in response_ids)
+
+
+@pytest.mark.parametrize("ending", ["refused", "cancelled"])
+async def test_a_websocket_turn_refused_or_left_is_an_error_span(
+    upstream: ScriptedUpstream, ending: str
+) -> None:
+    from websockets.asyncio.client import connect
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    if ending == "refused":  # answered with an error frame
+        refusal = b'{"error":{"message":"no"}}'
+        upstream.push(Reply(refusal, status=400, content_type="application/json"))
+    else:  # the client goes away mid-stream
+        first = sse_body([chat_chunk({"content": "hello"})], done=False)
+        upstream.push(Reply(first + b"data: [DONE]\n\n", stall_after=len(first)))
+    settings = BridgeSettings(
+        passthrough_config(upstream.base_url), ops=OpsSettings(tracer_provider=provider)
+    )
+    async with running_bridge(settings) as bridge:
+        ws_url = bridge.base_url.replace("http://", "ws://") + "/responses"
+        async with connect(ws_url) as ws:
+            await ws.send(json.dumps({"type": "response.create", "model": "m", "input": "x"}))
+            with anyio.fail_after(10):
+                while (kind := json.loads(await ws.recv())["type"]) == "response.created":
+                    pass
+            assert kind == ("error" if ending == "refused" else "response.in_progress")
+            if ending == "cancelled":
+                ws.transport.abort()  # gone without a close frame
+        spans = await finished(exporter, lambda ss: any(s.kind == SpanKind.SERVER for s in ss))
+    turn = next(s for s in spans if s.kind == SpanKind.SERVER)
+    assert turn.parent is None  # no traceparent on the upgrade: a trace of its own
+    assert turn.attributes is not None and turn.attributes["error.type"] == ending
+    assert turn.status.status_code == StatusCode.ERROR
+    attempt = next(s for s in spans if s.name == "chat m")
+    assert attempt.parent is not None and attempt.parent.span_id == turn.context.span_id

@@ -84,6 +84,9 @@ class AttemptProbe:
         self.out = out
         self.span: Any = None
         self.attempt: Attempt | None = None
+        # Timed here, not by the console's Attempt: a turn without an exchange (a WebSocket
+        # turn, --no-console) has its status line timed too.
+        self.started = time.perf_counter()
 
     def opened(self, response: httpx.Response) -> httpx.Response:
         ctx, out = self.ctx, self.out
@@ -91,11 +94,12 @@ class AttemptProbe:
             return response
         status = response.status_code
         provider = out.provider.name
+        headers_s = time.perf_counter() - self.started
         if self.attempt is not None:
             self.attempt.status = status
-            self.attempt.headers_s = time.perf_counter() - self.attempt.started
-        if ctx.metrics is not None and self.attempt is not None:
-            ctx.metrics.upstream_headers.labels(provider).observe(self.attempt.headers_s or 0.0)
+            self.attempt.headers_s = headers_s
+        if ctx.metrics is not None:
+            ctx.metrics.upstream_headers.labels(provider).observe(headers_s)
         if 200 <= status < 300:
             ctx.last_failure = "stream"  # only a stream that breaks early is retried after this
         else:
@@ -150,7 +154,7 @@ def upstream_attempt(out: Outgoing) -> Iterator[AttemptProbe]:
             exchange.secrets.update(out.secrets)
             exchange.payload.add(out.request.content)
             exchange.note_headers(dict(out.request.headers), out.provider.env_http_headers or ())
-        probe.attempt = Attempt(out.shown_url, time.perf_counter())
+        probe.attempt = Attempt(out.shown_url, probe.started)
         exchange.attempts.append(probe.attempt)
     if ctx.tracing is not None:
         probe.span = ctx.tracing.start_attempt(out, ctx.state.get("upstream", ""))

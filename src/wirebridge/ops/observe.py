@@ -10,8 +10,9 @@ settings open it (a loopback bind, or `--metrics-no-auth`).
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -167,6 +168,43 @@ class Observer:
                 recorder.finish(exchange)
             if span is not None and ops.tracing is not None:
                 ops.tracing.end_request(span, route, status, genai_attributes(state, response))
+
+
+@contextlib.contextmanager
+def socket_turn(ops: Ops, scope: Scope, state: dict[str, Any]) -> Iterator[None]:
+    """One WebSocket turn (a `response.create` message, websocket.py) observed as a
+    `POST /v1/responses` is: the hooks find it in `current` (its upstream attempts counted and
+    traced, its store operations timed, its truncation cuts), it gets a SERVER span
+    (`response.create /v1/responses`) and its tokens are counted. `state` is the turn's, filled
+    as an HTTP request's is (model, upstream, outcome, response, disconnected).
+
+    The socket itself gets no span: it lives up to `--ws-max-age` (an hour) and holds a whole
+    Codex session, so one span for it would keep every turn in one trace that is exported only
+    when the socket closes (and lost if the process dies first), where operators expect a
+    trace per turn, as over HTTP. Each turn continues the `traceparent` sent on the upgrade
+    instead (none: a trace of its own); the connection is the gauge
+    `wirebridge_websocket_connections` and its access-log line. It is no HTTP answer either:
+    `wirebridge_requests_total` and the console's exchanges stay HTTP's.
+    """
+    if not ops.active:
+        yield
+        return
+    metrics, tracing = ops.metrics, ops.tracing
+    path: str = scope["path"]
+    span = tracing.start_socket_turn(path, scope["headers"]) if tracing is not None else None
+    token = current.set(RequestOps(metrics, None, tracing, state))
+    try:
+        yield
+    finally:
+        current.reset(token)
+        response = state.get("response")
+        if metrics is not None:
+            usage = usage_of(response)
+            if usage:
+                metrics.observe_tokens(*split_upstream(state.get("upstream", "")), usage)
+        if span is not None and tracing is not None:
+            route = getattr(scope.get("route"), "path", None) or path
+            tracing.end_socket_turn(span, route, genai_attributes(state, response))
 
 
 def genai_attributes(state: dict[str, Any], response: Any) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""OpenTelemetry traces (the `otel` extra): a span per request, children for the store and for
-each upstream attempt, W3C `traceparent` taken from clients and passed upstream.
+"""OpenTelemetry traces (the `otel` extra): a span per request (and per WebSocket turn),
+children for the store and for each upstream attempt, W3C `traceparent` taken from clients and
+passed upstream.
 
 Attributes follow the OpenTelemetry semantic conventions: HTTP server and client spans
 (`http.request.method`, `http.route`, `http.response.status_code`, `server.address`) and GenAI
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from ..upstream.transport import Outgoing
 
 TRACE_HEADERS = (b"traceparent", b"tracestate")
+SOCKET_TURN = "response.create"  # a WebSocket turn's span: the message that starts it
 
 
 def otlp_provider() -> TracerProvider:
@@ -57,28 +59,48 @@ class Tracing:
 
     def start_request(self, method: str, path: str, headers: list[tuple[bytes, bytes]]) -> Any:
         """The request's span, current (in this task and the ones it starts) until `end`."""
+        attributes = {"http.request.method": method, "url.path": path}
+        return self._start_server(f"{method} {path}", headers, attributes)
+
+    def end_request(self, started: Any, route: str, status: int, info: dict[str, Any]) -> None:
+        span = started[0]
+        name = f"{span.name.split(' ')[0]} {route}"
+        info = {"http.route": route, "http.response.status_code": status, **info}
+        self._end_server(started, name, info, failed=status >= 500)
+
+    def start_socket_turn(self, path: str, headers: list[tuple[bytes, bytes]]) -> Any:
+        """A WebSocket turn's span (`response.create /v1/responses`), current until
+        `end_socket_turn`, continuing the `traceparent` the client sent on the upgrade."""
+        attributes = {"url.path": path, "network.protocol.name": "websocket"}
+        return self._start_server(f"{SOCKET_TURN} {path}", headers, attributes)
+
+    def end_socket_turn(self, started: Any, route: str, info: dict[str, Any]) -> None:
+        """No status code: a turn is a message on the socket, not an HTTP answer; a refused
+        one (an error frame) has `error.type`."""
+        self._end_server(started, f"{SOCKET_TURN} {route}", {"http.route": route, **info})
+
+    def _start_server(
+        self, name: str, headers: list[tuple[bytes, bytes]], attributes: dict[str, str]
+    ) -> Any:
         carrier = {k.decode(): v.decode("latin-1") for k, v in headers if k in TRACE_HEADERS}
         parent = self.propagator.extract(carrier)
         span = self.tracer.start_span(
-            f"{method} {path}",
-            context=parent,
-            kind=self.kind.SERVER,
-            attributes={"http.request.method": method, "url.path": path},
+            name, context=parent, kind=self.kind.SERVER, attributes=attributes
         )
         token = self._context.attach(self._trace.set_span_in_context(span, parent))
         return span, token
 
-    def end_request(self, started: Any, route: str, status: int, info: dict[str, Any]) -> None:
+    def _end_server(
+        self, started: Any, name: str, info: dict[str, Any], *, failed: bool = False
+    ) -> None:
         span, token = started
         try:
-            span.update_name(f"{span.name.split(' ')[0]} {route}")
-            span.set_attribute("http.route", route)
-            span.set_attribute("http.response.status_code", status)
+            span.update_name(name)
             for key, value in info.items():
                 if value is not None:
                     span.set_attribute(key, value)
-            if status >= 500 or info.get("error.type"):
-                self._error(span, str(info.get("error.type") or status))
+            if failed or info.get("error.type"):
+                self._error(span, str(info.get("error.type") or info["http.response.status_code"]))
         finally:
             self._context.detach(token)
             span.end()

@@ -16,7 +16,9 @@ This module is the I/O shell; what the messages and frames mean is `socketwire.p
   which Codex sends the whole history again;
 - the connection's end: the client going away cancels its upstream request at once; an idle
   connection closes after `idle_s`; one older than `max_age_s` answers its next turn (or, idle,
-  at once) with `websocket_connection_limit_reached` and closes.
+  at once) with `websocket_connection_limit_reached` and closes;
+- each turn's observability: its upstream attempts, tokens and span, as an HTTP turn's
+  (`ops.observe.socket_turn`, which says why the socket has no span of its own).
 Ping/pong, permessage-deflate and the message size limit (close 1009, refused from the frame
 header, before the payload is read) are uvicorn's (runner.py passes them on).
 """
@@ -35,6 +37,7 @@ import anyio
 
 from ..events import Completed, Event
 from ..items import Item, parse_items
+from ..ops.observe import socket_turn
 from ..store import Store
 from ..wire import Response, to_json
 from .encoder import IdFactory, ResponsesEncoder, random_id
@@ -270,44 +273,61 @@ class _Connection:
             await self._turn(item)
 
     async def _turn(self, message: ClientMessage) -> None:
-        endpoint, runtime = self.owner.endpoint, self.owner.runtime()
+        runtime = self.owner.runtime()
+        # The turn's state, as an HTTP request's scope state: model, upstream, outcome, ...
         state: dict[str, Any] = {}
+        with socket_turn(runtime.ops, self.scope, state):
+            try:
+                await self._respond(runtime, message, state)
+            except BaseException as exc:
+                if self.gone or isinstance(exc, OSError):  # OSError: uvicorn's ClientDisconnected
+                    state["disconnected"] = True
+                raise
+
+    async def _respond(
+        self, runtime: Runtime, message: ClientMessage, state: dict[str, Any]
+    ) -> None:
+        endpoint = self.owner.endpoint
         try:
             turn = await endpoint.prepare_turn(
                 runtime, self.scope, state, message.body, history=self._history
             )
         except Exception as exc:
-            await self._frame(error_frame(map_exception(exc)))
+            await self._refuse(state, map_exception(exc))
             return
         if not message.generate:
-            await self._prewarm(runtime, turn)
+            await self._prewarm(runtime, turn, state)
             return
         slot = StreamSlot(runtime, endpoint.settings.max_concurrent_streams)
         refused = slot.take()
         if refused is not None:
-            await self._frame(error_frame(refused))
+            await self._refuse(state, refused)
             return
         try:
-            await self._stream(runtime, turn)
+            await self._stream(runtime, turn, state)
         finally:
             slot.release()
 
-    async def _stream(self, runtime: Runtime, turn: Turn) -> None:
+    async def _refuse(self, state: dict[str, Any], error: ApiError) -> None:
+        state["outcome"] = "error"  # as an HTTP turn refused with an error status
+        await self._frame(error_frame(error))
+
+    async def _stream(self, runtime: Runtime, turn: Turn, state: dict[str, Any]) -> None:
         endpoint = self.owner.endpoint
         relay = Relay(
             self._encoder(turn),
-            record=self._recorder(runtime, turn),
+            record=self._recorder(runtime, turn, state),
             upstream_url=turn.provider.chat_url,
             timing=endpoint.settings.relay_timing,
         )
         client = runtime.client(turn.provider)
         # No headers per turn: what truncation dropped goes to the socket's access-log line.
-        state: dict[str, Any] = {"response_id": relay.response.id}
+        state["response_id"] = relay.response.id
         stream = endpoint.truncator.events(turn, client, state, commit_at=relay.commit_at)
         stream = cap_tool_calls(stream, turn.request.body.max_tool_calls)
         events: AsyncIterator[Event] = endpoint.compactor.events(turn.plan, stream)
         try:
-            await relay.stream(events, _SocketSink(self))
+            await relay.stream(events, _SocketSink(self, state))
         finally:
             self.truncated_items += state.get("truncated_items", 0)
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT_S):
@@ -315,16 +335,16 @@ class _Connection:
                 if aclose is not None:
                     await aclose()
 
-    async def _prewarm(self, runtime: Runtime, turn: Turn) -> None:
+    async def _prewarm(self, runtime: Runtime, turn: Turn, state: dict[str, Any]) -> None:
         """`generate: false`: a response with no output, and no upstream call."""
         encoder = self._encoder(turn)
         encoder.feed(Completed())  # created, in_progress, completed
         try:
-            await self._recorder(runtime, turn)(encoder.response)
+            await self._recorder(runtime, turn, state)(encoder.response)
         except Exception as exc:
             log.warning("prewarm %s was not stored: %s", encoder.response.id, exc)
             encoder.unstore()
-        await _SocketSink(self).write(encoder.take())
+        await _SocketSink(self, state).write(encoder.take())
 
     def _encoder(self, turn: Turn) -> ResponsesEncoder:
         owner = self.owner
@@ -335,8 +355,12 @@ class _Connection:
             seal=owner.endpoint.reasoning_tokens.sealer(turn.request),
         )
 
-    def _recorder(self, runtime: Runtime, turn: Turn) -> Callable[[Response], Any]:
+    def _recorder(
+        self, runtime: Runtime, turn: Turn, state: dict[str, Any]
+    ) -> Callable[[Response], Any]:
         async def record(response: Response) -> None:
+            state["outcome"] = response.status
+            state["response"] = response  # usage and finish, for metrics and traces
             output = parse_items(to_json(response)["output"])
             self.cache.put(response.id, [*turn.items, *output])
             await record_response(
@@ -374,11 +398,12 @@ class _Connection:
 class _SocketSink:
     """The relay's output as WebSocket text frames: one per event, nothing before the first."""
 
-    def __init__(self, connection: _Connection):
+    def __init__(self, connection: _Connection, state: dict[str, Any]):
         self.connection = connection
+        self.state = state  # the turn's
 
     async def refuse(self, error: ApiError) -> None:
-        await self.connection._frame(error_frame(error))
+        await self.connection._refuse(self.state, error)
 
     async def commit(self) -> None:
         pass  # no headers: the first event is the start
