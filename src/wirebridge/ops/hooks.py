@@ -178,7 +178,8 @@ def truncation_span(
 ) -> Iterator[Callable[[str, Any], None]]:
     """Around one cut of `truncation: "auto"` (and the probe and counts it makes): a span,
     whose attributes the caller notes with what it yields. `trigger`: `overflow` (the upstream
-    refused the turn) or `learnt_window` (cut before it was sent)."""
+    refused the turn), `learnt_window` or `probed_window` (cut before it was sent, by a window
+    learnt from an earlier overflow or read from a cached probe)."""
     ctx = current.get()
     if ctx is None or ctx.tracing is None:
         yield _ignore
