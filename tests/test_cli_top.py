@@ -9,6 +9,7 @@ the pure module `wirebridge.ops.top`, without a server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import pty
@@ -159,6 +160,79 @@ async def test_once_shows_the_stream_in_flight_and_each_providers_numbers() -> N
     assert row[2:6] == ["m", "local:m", "404", "error"]
     assert "model not loaded" in row[7]
     assert BRIDGE_KEY not in output + shown.stderr.decode()
+
+
+PIECES = ["one ", "two ", "three ", "four ", "five "]
+# Sent before the hold: created, in_progress, the message's output_item and content_part, and
+# one text delta per piece.
+EVENTS_BEFORE_HOLD = 4 + len(PIECES)
+
+
+def held_stream(release: asyncio.Event, *, usage_per_chunk: bool) -> Reply:
+    """PIECES, then held until `release`. With `usage_per_chunk`, each piece reports usage so
+    far as vLLM does when asked for continuous usage stats: twice as many tokens as pieces, so
+    the upstream's count and the counted deltas differ."""
+
+    def usage(n: int) -> dict[str, int] | None:
+        return {"prompt_tokens": 7, "completion_tokens": 2 * n, "total_tokens": 7 + 2 * n}
+
+    chunks = [chat_chunk({"role": "assistant", "content": ""})]
+    chunks += [
+        chat_chunk({"content": p}, usage=usage(i + 1) if usage_per_chunk else None)
+        for i, p in enumerate(PIECES)
+    ]
+    head = sse_body(chunks, done=False)
+    tail = sse_body([chat_chunk({}, finish_reason="stop")])
+    return Reply(head + tail, hold=release, hold_after=len(head))
+
+
+async def test_once_shows_how_far_each_held_stream_has_got() -> None:
+    async with ScriptedUpstream() as local, ScriptedUpstream() as gpu:
+        release = asyncio.Event()
+        local.push(held_stream(release, usage_per_chunk=False))
+        gpu.push(held_stream(release, usage_per_chunk=True))
+        settings = BridgeSettings(two_providers(local, gpu), api_keys=frozenset({BRIDGE_KEY}))
+        headers = {"Authorization": f"Bearer {BRIDGE_KEY}"}
+        async with (
+            running_bridge(settings) as bridge,
+            httpx.AsyncClient(timeout=10, headers=headers) as http,
+            contextlib.AsyncExitStack() as streams,
+        ):
+            url = f"{bridge.base_url}/responses"
+            received: dict[str, bytes] = {}
+            readers = []  # kept: a reader collected would close its stream
+            for model in ("m", "coder"):
+                body = {"model": model, "input": "count", "stream": True}
+                stream = await streams.enter_async_context(http.stream("POST", url, json=body))
+                readers.append(stream.aiter_bytes())
+                seen = b""
+                while seen.count(b"event: response.output_text.delta") < len(PIECES):
+                    seen += await readers[-1].__anext__()
+                received[model] = seen  # the stream stays open: its upstream holds
+            overview = json.loads((await http.get(f"{bridge.url}/console/api/overview")).content)
+            shown = await top("--once", "--url", bridge.base_url, key=BRIDGE_KEY)
+            release.set()
+    live = {x["model"]: x for x in overview["live"]}
+    assert set(live) == {"m", "coder"}
+    for model, seen in received.items():
+        assert seen.count(b"event: ") == EVENTS_BEFORE_HOLD
+        assert live[model]["events"] == EVENTS_BEFORE_HOLD
+        assert live[model]["tokens_per_s"] > 0
+    # No usage from the upstream yet: the deltas sent, counted. Usage on every chunk: its own.
+    counted, reported = live["m"], live["coder"]
+    assert (counted["output_tokens"], counted["output_tokens_source"]) == (5, "deltas")
+    assert (reported["output_tokens"], reported["output_tokens_source"]) == (10, "usage")
+    output = shown.stdout.decode()
+    assert shown.returncode == 0, shown.stderr.decode()
+    assert "streams 2" in output
+    # id | model | upstream | age | sent | attempts | events | tokens | tok/s
+    for row, tokens in (
+        (cells(output, counted["id"]), "~5"),
+        (cells(output, reported["id"]), "10"),
+    ):
+        assert row[6:8] == [str(EVENTS_BEFORE_HOLD), tokens]
+        assert float(row[8]) > 0
+    assert "~ output deltas counted" in output
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ the page or in the downloads. Set WIREBRIDGE_CONSOLE_SCREENSHOT=PATH to keep a s
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -27,7 +28,14 @@ from wirebridge.ops.findings import save_findings
 from wirebridge.provider import Config, Provider, Route
 from wirebridge.responses import BridgeSettings
 from wirebridge.responses.testing import parse_sse, running_bridge
-from wirebridge.testing import Reply, ScriptedUpstream, text_body, tool_call_body
+from wirebridge.testing import (
+    Reply,
+    ScriptedUpstream,
+    chat_chunk,
+    sse_body,
+    text_body,
+    tool_call_body,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -242,6 +250,45 @@ async def test_console_shows_an_exchange_and_its_replay_file_replays(
     assert replayed == received
     assert received[0]["name"] == "get_weather"
     assert json.loads(received[0]["arguments"]) == {"city": "Paris"}
+
+
+async def test_a_live_stream_shows_how_far_it_has_got(browser: Any) -> None:
+    """A stream held part way by its upstream: its row shows the events sent and the output
+    deltas counted (marked `~`: the upstream has reported no usage yet)."""
+    pieces = ["one ", "two ", "three "]
+    head = sse_body(
+        [chat_chunk({"role": "assistant", "content": ""})]
+        + [chat_chunk({"content": p}) for p in pieces],
+        done=False,
+    )
+    release = asyncio.Event()
+    async with ScriptedUpstream() as local, ScriptedUpstream() as gpu:
+        tail = sse_body([chat_chunk({}, finish_reason="stop")])
+        local.push(Reply(head + tail, hold=release, hold_after=len(head)))
+        settings = BridgeSettings(two_providers(local, gpu), api_keys=frozenset({BRIDGE_KEY}))
+        headers = {"Authorization": f"Bearer {BRIDGE_KEY}"}
+        async with (
+            running_bridge(settings) as bridge,
+            httpx.AsyncClient(timeout=10, headers=headers) as http,
+        ):
+            body = {"model": "qwen3:8b", "input": "count", "stream": True}
+            async with http.stream("POST", f"{bridge.url}/v1/responses", json=body) as stream:
+                reader = stream.aiter_bytes()
+                seen = b""
+                while seen.count(b"event: response.output_text.delta") < len(pieces):
+                    seen += await reader.__anext__()
+                page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+                await page.goto(f"{bridge.url}/console")
+                await page.fill("#key", BRIDGE_KEY)
+                await page.click("#auth button[type=submit]")
+                await page.wait_for_selector("#live tbody tr[data-exchange]")
+                row = await page.locator("#live tbody tr[data-exchange] td").all_text_contents()
+                release.set()
+    # exchange | model | provider | elapsed | bytes sent | events | tokens | tok/s
+    assert row[1:3] == ["qwen3:8b", "local"]
+    # created, in_progress, the message's added and content_part, one delta per piece
+    assert row[5:7] == [str(4 + len(pieces)), f"~{len(pieces)}"]
+    assert float(row[7]) > 0
 
 
 async def test_echoed_secrets_are_scrubbed_from_the_exchange(

@@ -2,9 +2,10 @@
 
 It polls the bridge's own ops endpoints, the JSON the web console reads
 (`/console/api/overview`, a failed exchange for its reason) and `/metrics` when the bridge
-serves it, and draws streams in flight, per-provider rate, errors and TTFB, and recent
-failures with rich. `--once` prints one snapshot and exits (for scripts). The rows come from
-`wirebridge.ops.top`, which does no I/O; this module owns HTTP and drawing only.
+serves it, and draws streams in flight (with how far each has got: events sent, output
+tokens, tokens/s), per-provider rate, errors and TTFB, and recent failures with rich. `--once`
+prints one snapshot and exits (for scripts). The rows come from `wirebridge.ops.top`, which
+does no I/O; this module owns HTTP and drawing only.
 
 The key is `--api-key` or `$WIREBRIDGE_API_KEY`, sent as a bearer token and never shown.
 Exit codes: 0 ok (Ctrl-C is how `top` ends), 1 the bridge cannot be read (unreachable,
@@ -43,6 +44,7 @@ KEY_VAR = "WIREBRIDGE_API_KEY"
 OVERVIEW = "/console/api/overview"
 REQUEST_TIMEOUT_S = 5.0
 REASONS_KEPT = 200  # failure reasons remembered between polls (a sealed exchange never changes)
+COUNTED = "~"  # marks output tokens counted from deltas, not reported by the upstream
 
 
 class BridgeError(Exception):
@@ -153,6 +155,13 @@ def _count(value: int | None) -> str:
     return "–" if value is None else str(value)
 
 
+def _tokens(value: int | None, counted: bool) -> str:
+    """Output tokens so far; marked when counted from deltas rather than reported."""
+    if value is None:
+        return "–"
+    return f"{COUNTED}{value:,}" if counted else f"{value:,}"
+
+
 def render(shot: Snapshot, url: str, note: str = "") -> RenderableType:
     """The screen: a header line, then the three tables."""
     clock = datetime.fromtimestamp(shot.at).strftime("%H:%M:%S")
@@ -165,8 +174,11 @@ def render(shot: Snapshot, url: str, note: str = "") -> RenderableType:
         header.append(f"  {note}", style="bold red")
 
     live = Table(title="Streams in flight", title_justify="left")
-    for name in ("id", "model", "upstream", "age", "sent", "attempts"):
-        live.add_column(name, justify="right" if name in ("age", "sent", "attempts") else "left")
+    live.add_column("id")
+    live.add_column("model")
+    live.add_column("upstream")
+    for name in ("age", "sent", "attempts", "events", "tokens", "tok/s"):
+        live.add_column(name, justify="right")
     for row in shot.live:
         live.add_row(
             row.id,
@@ -175,9 +187,15 @@ def render(shot: Snapshot, url: str, note: str = "") -> RenderableType:
             _age(row.age_s),
             f"{row.bytes_sent:,} B",
             str(row.attempts),
+            f"{row.events:,}",
+            _tokens(row.output_tokens, row.counted),
+            "–" if row.tokens_per_s is None else f"{row.tokens_per_s:.1f}",
         )
     if not shot.live:
         live.add_row("[dim]no stream running[/]")
+    elif any(row.counted for row in shot.live):
+        live.caption = f"{COUNTED} output deltas counted: the upstream has reported no usage yet"
+        live.caption_justify = "left"
 
     window = f"{shot.window_s:.0f} s"
     providers = Table(title=f"Providers (last {window})", title_justify="left")

@@ -67,15 +67,23 @@ function emptyRow(columns, text) {
   return tr;
 }
 
+// Output tokens so far: "~" marks deltas counted (the upstream reported no usage yet).
+function outputTokens(x) {
+  if (x.output_tokens === null || x.output_tokens === undefined) return "–";
+  return x.output_tokens_source === "deltas" ? `~${x.output_tokens}` : `${x.output_tokens}`;
+}
+
 function renderLive(live) {
   $("live-count").textContent = `(${live.length})`;
   const rows = live.map((x) => {
     const tr = el("tr");
+    tr.dataset.exchange = x.id;
     tr.append(el("td", x.id), el("td", x.model || "–"), el("td", x.provider || "–"),
-      el("td", ms(x.duration_ms)), el("td", x.bytes_sent));
+      el("td", ms(x.duration_ms)), el("td", x.bytes_sent), el("td", x.events ?? 0),
+      el("td", outputTokens(x)), el("td", x.tokens_per_s ?? "–"));
     return tr;
   });
-  fill($("live").tBodies[0], rows.length ? rows : [emptyRow(5, "no stream running")]);
+  fill($("live").tBodies[0], rows.length ? rows : [emptyRow(8, "no stream running")]);
 }
 
 function renderRecent(recent) {

@@ -5,6 +5,11 @@ An `Exchange` collects, boundedly, the Responses request as received, each upstr
 what was sent back. When the request ends it is sealed: secrets are scrubbed out of every part
 (and the secrets forgotten), then it joins the `Recorder`'s ring of recent exchanges. Pure data
 and bookkeeping; the middleware and the transport hook feed it.
+
+How far a live answer has got (events sent, output tokens, their rate) is not copied here per
+event: the exchange holds the answer's own counters (the encoder's, the upstream decoder's
+usage; handed over once by the hooks in `progress.py`) and reads them only when a summary is
+asked for. Sealing keeps the last numbers and lets the counters go.
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..redact import redact_headers, scrub
+
+if TYPE_CHECKING:
+    from ..events import TokenUsage
 
 HEALTH_SAMPLES = 2000  # per-provider points for the console's charts
 
@@ -45,6 +53,26 @@ class Capture:
 
     def json(self, secrets: Iterable[str]) -> dict[str, Any]:
         return {"text": self.text(secrets), "bytes": len(self.data), "dropped": self.dropped}
+
+
+class Progress(Protocol):
+    """An answer's own counters (`ResponsesEncoder`'s): events handed to the client so far, and
+    output deltas (text, reasoning, call arguments) encoded."""
+
+    @property
+    def events_sent(self) -> int: ...
+
+    @property
+    def deltas(self) -> int: ...
+
+
+class UpstreamUsage(Protocol):
+    """An upstream attempt's stream decoder (`ChatStreamDecoder`): the usage the upstream last
+    reported, None until it reports any (most send it once, with the last chunk; some, such as
+    vLLM asked for continuous usage stats, on every chunk)."""
+
+    @property
+    def usage(self) -> TokenUsage | None: ...
 
 
 @dataclass
@@ -97,6 +125,13 @@ class Exchange:
     sealed: dict[str, Any] | None = None
     replay: bytes = b""  # the upstream body, scrubbed: what `wirebridge replay` reads
     state: dict[str, Any] = field(default_factory=dict)  # the request's, while it runs
+    # While it runs: the answer's counters (from its first upstream event) and the current
+    # upstream attempt's decoder, read when asked for a summary (see the module's docstring).
+    progress: Progress | None = None
+    decoder: UpstreamUsage | None = None
+    output_began: float | None = None  # perf_counter at the answer's first upstream event
+    events: int = 0  # the counters' last values, once sealed
+    deltas: int | None = None  # None: no answer began
 
     def __post_init__(self) -> None:
         self.request = Capture(self.limit)
@@ -108,15 +143,38 @@ class Exchange:
     def live(self) -> bool:
         return self.sealed is None
 
+    def output_tokens(self) -> tuple[int | None, str | None]:
+        """Output tokens so far and where the count comes from: `usage`, the upstream's report
+        (the final Response's once ended), else `deltas`, the output deltas sent counted (about
+        one token each). (None, None) before the answer began."""
+        reported = self.usage.get("output")
+        decoder = self.decoder
+        if reported is None and decoder is not None and decoder.usage is not None:
+            reported = decoder.usage.output_tokens
+        if reported is not None:
+            return reported, "usage"
+        progress = self.progress
+        deltas = progress.deltas if progress is not None else self.deltas
+        return (None, None) if deltas is None else (deltas, "deltas")
+
     def summary(self, now: float | None = None) -> dict[str, Any]:
+        now = now if now is not None else time.perf_counter()
         elapsed = self.duration_s
         if elapsed is None:
-            elapsed = (now if now is not None else time.perf_counter()) - self.t0
-        tokens_per_s = None
-        output = self.usage.get("output", 0)
-        if output and self.duration_s is not None and self.ttfb_s is not None:
+            elapsed = now - self.t0
+        output, source = self.output_tokens()
+        # The seconds the output took: from the first byte sent to the end once it ended, from
+        # the first upstream event to now while it runs.
+        generating = None
+        if self.duration_s is not None and self.ttfb_s is not None:
             generating = self.duration_s - self.ttfb_s
-            tokens_per_s = round(output / generating, 1) if generating > 0 else None
+        elif self.output_began is not None:
+            generating = now - self.output_began
+        tokens_per_s = None
+        if output and generating is not None and generating > 0:
+            tokens_per_s = round(output / generating, 1)
+        progress = self.progress
+        events = progress.events_sent if progress is not None else self.events
         model, upstream = self.model, self.upstream_model
         provider = self.provider
         if self.live:  # not filled in yet: what the handler knows so far
@@ -139,6 +197,9 @@ class Exchange:
             "bytes_sent": len(self.sent.data) + self.sent.dropped,
             "attempts": len(self.attempts),
             "usage": self.usage,
+            "events": events,
+            "output_tokens": output,
+            "output_tokens_source": source,
             "tokens_per_s": tokens_per_s,
             "captured": self.capture_upstream,
         }
@@ -162,6 +223,9 @@ class Exchange:
         }
         if self.capture_upstream:
             self.replay = self.sealed["upstream_body"]["text"].encode()
+        if self.progress is not None:
+            self.events, self.deltas = self.progress.events_sent, self.progress.deltas
+        self.progress = self.decoder = None  # a run that goes on (resumable) is not held here
         self.secrets.clear()
         self.state = {}
         self.request, self.payload, self.upstream, self.sent = (Capture(0),) * 4

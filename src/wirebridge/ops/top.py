@@ -44,6 +44,10 @@ class ExchangeSummary(msgspec.Struct, frozen=True):
     duration_ms: float = 0.0
     bytes_sent: int = 0
     attempts: int = 0
+    events: int = 0
+    output_tokens: int | None = None
+    output_tokens_source: str | None = None  # "usage" (the upstream's) or "deltas" (counted)
+    tokens_per_s: float | None = None
 
 
 # [at (wall clock), provider, ok, ttfb_ms, duration_ms]: `HealthSample` as the overview lists it
@@ -66,10 +70,14 @@ class LiveRow:
     model: str
     upstream: str  # provider:model, as the bridge resolved it ("" before it has)
     age_s: float
-    # What the bridge knows while a stream runs: bytes sent and upstream attempts. Its TTFB and
-    # tokens are recorded when it ends (usage comes with the upstream's last chunk).
     bytes_sent: int
     attempts: int
+    events: int  # Responses events sent so far
+    # Output tokens so far: the upstream's usage when it has reported any (most report it with
+    # the last chunk), else the output deltas sent, counted (`counted`: about one token each).
+    output_tokens: int | None  # None: no output yet
+    counted: bool
+    tokens_per_s: float | None  # since the first upstream event
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +177,10 @@ def live_rows(overview: Overview) -> list[LiveRow]:
             age_s=x.duration_ms / 1000,
             bytes_sent=x.bytes_sent,
             attempts=x.attempts,
+            events=x.events,
+            output_tokens=x.output_tokens,
+            counted=x.output_tokens_source == "deltas",
+            tokens_per_s=x.tokens_per_s,
         )
         for x in overview.live
     ]

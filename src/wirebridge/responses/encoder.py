@@ -126,6 +126,12 @@ class ResponsesEncoder:
         self.reasoning_summary = reasoning_summary
         self.seal = seal
         self.sequence_number = 0
+        # Progress, for the ops' view of a live stream (ops/exchange.py reads, never writes):
+        # events handed out by `take()`; and the events that are no output delta, counted
+        # where they are made (per item, not per delta), so `deltas` costs the hot path nothing.
+        self.events_sent = 0
+        self._framing = 0  # lifecycle, added, done: every `_emit`
+        self._mirrored = 0  # reasoning deltas repeated as summary deltas
         self.started = False
         self.finished = False  # a terminal event went out; further input is ignored
         self._out: list[bytes] = []
@@ -234,6 +240,12 @@ class ResponsesEncoder:
             self._done(opened, done_call)
 
     @property
+    def deltas(self) -> int:
+        """Output deltas encoded so far (text, reasoning, call arguments): about one token each,
+        what a live stream shows as its output while the upstream has reported no usage."""
+        return self.sequence_number - self._framing - self._mirrored
+
+    @property
     def buffered_frames(self) -> int:
         """How many frames wait in the buffer (the shell's backpressure measure)."""
         return len(self._out)
@@ -244,6 +256,7 @@ class ResponsesEncoder:
             return b""
         data = b"".join(self._out)
         self._out.clear()
+        self.events_sent = self.sequence_number  # every frame encoded so far is in `data`
         return data
 
     def unstore(self) -> None:
@@ -253,6 +266,7 @@ class ResponsesEncoder:
         if self.finished and self._out:
             self._out.pop()
             self.sequence_number -= 1
+            self._framing -= 1
             self._lifecycle(f"response.{self.response.status}")
 
     # -- deltas (the hot path) ---------------------------------------------------------------
@@ -279,6 +293,7 @@ class ResponsesEncoder:
         item.chunks.append(event.delta)
         self._delta(REASONING_DELTA, item.delta_mid, event.delta)
         if item.summary is not None:
+            self._mirrored += 1
             item.summary.append(event.delta)
             self._delta(SUMMARY_DELTA, item.summary_mid, event.delta)
 
@@ -513,6 +528,7 @@ class ResponsesEncoder:
         ids = {"item_id": opened.id, "output_index": opened.index}
         if streamed is None and value:
             self._emit(event + ".delta", {**ids, "delta": value})
+            self._framing -= 1  # a delta all the same (see `deltas`)
         self._emit(event + ".done", {**ids, key: value})
         self._done(opened, done)
 
@@ -552,6 +568,7 @@ class ResponsesEncoder:
             body = {"type": kind, "sequence_number": self.sequence_number, **fields}
             self._out.append(frame(kind, _encode(body)))
         self.sequence_number += 1
+        self._framing += 1
 
     def _lifecycle(self, kind: str) -> None:
         self._emit(kind, {"response": self.response})

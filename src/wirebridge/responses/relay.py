@@ -36,6 +36,7 @@ import anyio
 import anyio.lowlevel
 
 from ..events import Event
+from ..ops.progress import output_began
 from ..wire import Response
 from .encoder import ResponsesEncoder
 from .errors import ApiError, map_exception
@@ -108,6 +109,8 @@ class Relay:
         """The finished Response object (recorded), or the error to answer instead."""
         try:
             async for event in events:
+                if not self.encoder.started:
+                    output_began(self.encoder)  # the console's and top's view of its progress
                 self.encoder.feed(event)
         except Exception as exc:
             error = self._refusal(exc)
@@ -168,6 +171,7 @@ class Relay:
                 self._wake.set()
                 if first:
                     first = False
+                    output_began(encoder)  # the console's and top's view of its progress
                     self._ready.set()
                     await anyio.lowlevel.checkpoint()  # let the first bytes go out right away
                 elif self._committed and encoder.buffered_frames >= SEND_HIGH_WATER_FRAMES:

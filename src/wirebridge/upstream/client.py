@@ -46,6 +46,7 @@ from ..errors import (
     TurnTimeoutError,
 )
 from ..events import Event
+from ..ops.progress import upstream_decoding
 from ..prompt import Prompt
 from ..provider import Provider
 from ..redact import redact_url
@@ -186,6 +187,7 @@ class Client:
                 stream_tool_calls=self.stream_tool_calls,
                 strict=self.strict,
             )
+            upstream_decoding(decoder)  # a live exchange's output count, when usage comes early
             if _is_json(response):  # a server that ignored `stream: true`
                 body = await self._read_whole(chunks, turn_deadline, limit)
                 for event in decode_completion(body, decoder):
