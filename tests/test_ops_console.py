@@ -147,6 +147,8 @@ async def traffic(bridge_url: str, local: ScriptedUpstream, gpu: ScriptedUpstrea
 async def test_console_shows_an_exchange_and_its_replay_file_replays(
     browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from playwright.async_api import expect  # waits without eval: the page's CSP refuses it
+
     monkeypatch.setenv("WB_TEST_GPU_KEY", UPSTREAM_KEY)
     doctor = tmp_path / "doctor.json"
     save_findings(
@@ -183,17 +185,15 @@ async def test_console_shows_an_exchange_and_its_replay_file_replays(
             assert await page.is_hidden("#main")
             await page.fill("#key", "wrong-key")
             await page.click("#auth button[type=submit]")
-            await page.wait_for_function(
-                "document.getElementById('auth-message').textContent.includes('refused')"
-            )
+            await page.locator("#auth-message", has_text="refused").wait_for()
             assert await page.is_hidden("#main")
             # With the key: the requests, newest first.
             await page.fill("#key", BRIDGE_KEY)
             await page.click("#auth button[type=submit]")
             await page.wait_for_selector("#main", state="visible")
             # All nine (the page polls; the last is recorded just after its last byte).
-            await page.wait_for_function(
-                "document.querySelectorAll('#recent tbody tr[data-exchange]').length === 9"
+            await expect(page.locator("#recent tbody tr[data-exchange]")).to_have_count(
+                9, timeout=30_000
             )
             assert (
                 await page.evaluate("sessionStorage.getItem('wirebridge.console.key')")
@@ -202,9 +202,7 @@ async def test_console_shows_an_exchange_and_its_replay_file_replays(
             # Open the tool-call turn: its Chat payload as sent to the gpu box.
             await page.locator("#recent tbody tr", has_text="coder").click()
             await page.wait_for_selector("#exchange", state="visible")
-            await page.wait_for_function(
-                "document.getElementById('upstream-payload').textContent.includes('messages')"
-            )
+            await page.locator("#upstream-payload", has_text="messages").wait_for()
             payload = json.loads(await page.text_content("#upstream-payload") or "")
             assert payload["model"] == "qwen3-coder-30b"
             assert payload["stream"] is True
