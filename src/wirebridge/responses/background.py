@@ -298,7 +298,13 @@ class BackgroundRuns:
         if client is None:
             return
         try:
-            await client.send(item)
+            try:
+                # Handed over at once when there is room: `send` yields first, and the relay's
+                # producer would run (decode and encode the upstream's next chunks) before the
+                # client's handler is even woken, which holds the first byte.
+                client.send_nowait(item)
+            except anyio.WouldBlock:
+                await client.send(item)  # a slow client: wait for room
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             self.detach(run)
             return

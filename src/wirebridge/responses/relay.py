@@ -98,6 +98,7 @@ class Relay:
         self._committed = False  # the answer started: failures are now `response.failed`
         self._early_error: BaseException | None = None  # a failure before the commit
         self._ready = anyio.Event()  # the first event arrived, or the upstream stream ended
+        self._opened = anyio.Event()  # the first frames were handed to the sink (or none will be)
         self._wake = anyio.Event()
         self._drained = anyio.Event()
 
@@ -131,19 +132,23 @@ class Relay:
     async def stream(self, events: AsyncIterator[Event], sink: Sink) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._produce, events)
-            with anyio.CancelScope(deadline=self.commit_at):
-                await self._ready.wait()
-            if self._early_error is not None:
-                await sink.refuse(self._refusal(self._early_error))
-                return
-            self._committed = True  # from here on, failures are `response.failed`
-            await sink.commit()
-            self.encoder.start()
-            # created, in_progress and the first event go out now, on their own: coalescing them
-            # with the rest of the upstream read would hold the first byte until it is encoded.
-            # (Unless the whole answer is already in: then `_send` records it before the end.)
-            if not self.encoder.finished:
-                await sink.write(self.encoder.take())
+            try:
+                with anyio.CancelScope(deadline=self.commit_at):
+                    await self._ready.wait()
+                if self._early_error is not None:
+                    await sink.refuse(self._refusal(self._early_error))
+                    return
+                self._committed = True  # from here on, failures are `response.failed`
+                await sink.commit()
+                self.encoder.start()
+                # created, in_progress and the first event go out now, on their own: coalescing
+                # them with the rest of the upstream read would hold the first byte until it is
+                # encoded. (Unless the whole answer is already in: then `_send` records it
+                # before the end.)
+                if not self.encoder.finished:
+                    await sink.write(self.encoder.take())
+            finally:
+                self._opened.set()
             await self._send(sink)
 
     def _refusal(self, exc: BaseException) -> ApiError:
@@ -173,7 +178,10 @@ class Relay:
                     first = False
                     output_began(encoder)  # the console's and top's view of its progress
                     self._ready.set()
-                    await anyio.lowlevel.checkpoint()  # let the first bytes go out right away
+                    # The first bytes go out before the next upstream chunk is decoded: a sink
+                    # that hands them to another task (a resumable stream's client) would
+                    # otherwise see them only after it.
+                    await self._opened.wait()
                 elif self._committed and encoder.buffered_frames >= SEND_HIGH_WATER_FRAMES:
                     await self._drained.wait()  # a slow client: let the sender catch up
         except Exception as exc:
