@@ -1,4 +1,5 @@
-"""Helpers for the ops tests: read a Prometheus scrape, wait for the bridge to settle."""
+"""Helpers for the ops tests: read a Prometheus scrape, wait for the bridge to settle, record
+spans."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from collections.abc import Callable
 
 import anyio
 import httpx
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -40,3 +44,11 @@ async def scrape_until(
             assert response.status_code == 200, response.text
             if ready(response.text):
                 return response.text
+
+
+def recording() -> tuple[InMemorySpanExporter, TracerProvider]:
+    """A tracer provider whose spans are kept in memory, and where to read them."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter, provider

@@ -14,11 +14,11 @@ import anyio
 import anyio.lowlevel
 import httpx
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from tests.ops_helpers import recording
 from wirebridge.ops import OpsSettings
 from wirebridge.responses import BridgeSettings
 from wirebridge.responses.testing import passthrough_config, running_bridge
@@ -44,9 +44,7 @@ async def finished(
 async def test_span_tree_and_traceparent_reach_the_upstream(
     upstream: ScriptedUpstream, tmp_path: Path
 ) -> None:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    exporter, provider = recording()
     upstream.push(
         Reply(b'{"error":{"message":"busy"}}', status=503, headers={"Retry-After": "0"}),
         Reply(text_body(["Hi"], usage=USAGE)),
@@ -111,9 +109,7 @@ async def test_span_tree_and_traceparent_reach_the_upstream(
 
 
 async def test_without_a_client_trace_the_request_starts_one(upstream: ScriptedUpstream) -> None:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    exporter, provider = recording()
     upstream.push(Reply(text_body(["Hi"])))
     settings = BridgeSettings(
         passthrough_config(upstream.base_url), ops=OpsSettings(tracer_provider=provider)
@@ -133,9 +129,7 @@ async def test_each_websocket_turn_is_a_server_span_with_its_attempts_under_it(
 ) -> None:
     from websockets.asyncio.client import connect
 
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    exporter, provider = recording()
     upstream.push(Reply(text_body(["Hi"], usage=USAGE)), Reply(text_body(["Again"], usage=USAGE)))
     settings = BridgeSettings(
         passthrough_config(upstream.base_url),
@@ -188,9 +182,7 @@ async def test_a_websocket_turn_refused_or_left_is_an_error_span(
 ) -> None:
     from websockets.asyncio.client import connect
 
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    exporter, provider = recording()
     if ending == "refused":  # answered with an error frame
         refusal = b'{"error":{"message":"no"}}'
         upstream.push(Reply(refusal, status=400, content_type="application/json"))

@@ -18,13 +18,10 @@ import anyio
 import httpx
 import openai
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from websockets.asyncio.client import connect
 
-from tests.ops_helpers import scrape_until, value
+from tests.ops_helpers import recording, scrape_until, value
 from wirebridge.chat.request import prepare_chat_request
 from wirebridge.ops import OpsSettings
 from wirebridge.prompt import Prompt
@@ -365,9 +362,7 @@ async def _after_a_listing(config: BridgeSettings | Config, *inputs: Any) -> lis
 async def test_a_counted_turn_over_a_probed_window_is_cut_before_it_is_sent(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    exporter = InMemorySpanExporter()
-    tracer = TracerProvider()
-    tracer.add_span_processor(SimpleSpanProcessor(exporter))
+    exporter, tracer = recording()
     async with ScriptedUpstream(default=_listed_and_counting()) as up:
         config = passthrough_config(up.base_url, tokenize="llamacpp")
         settings = BridgeSettings(config, ops=OpsSettings(tracer_provider=tracer))
@@ -482,9 +477,7 @@ async def test_a_websocket_connection_logs_what_its_turns_dropped(
 async def test_a_background_runs_cut_is_traced_and_logged(
     tmp_path: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    exporter = InMemorySpanExporter()
-    tracer = TracerProvider()
-    tracer.add_span_processor(SimpleSpanProcessor(exporter))
+    exporter, tracer = recording()
     with caplog.at_level(logging.INFO, logger="wirebridge.server"):
         async with ScriptedUpstream(default=windowed_server("vllm", WINDOW)) as up:
             settings = BridgeSettings(
